@@ -3,8 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 BIN ?= bin
 FUZZTIME ?= 10s
-# Unit-level packages: no root, no control plane.
-UNIT_PKGS := ./config/... ./ipam/... ./provider/...
+# Unit-level packages: no control plane (announcer/layer2 needs root: CI runs as root).
+UNIT_PKGS := ./config/... ./ipam/... ./provider/... ./announcer/...
 
 .PHONY: all build test unit integration vet fmt fmt-check fuzz bench deps apiserver cluster-up cluster-down clean
 
