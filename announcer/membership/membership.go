@@ -1,0 +1,247 @@
+// Package membership tells each speaker which other speakers are alive, and
+// what they can announce, through hashicorp/memberlist. Failure detection is
+// tuned for a LAN: a killed or cut-off speaker is noticed in about a second,
+// where memberlist's defaults take five to six.
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"k8s.io/klog/v2"
+)
+
+// DefaultPort is memberlist's customary port.
+const DefaultPort = 7946
+
+// Timing tunes failure detection. With the defaults a dead member is
+// suspected after one missed probe (ProbeInterval + ProbeTimeout) and declared
+// dead after SuspicionMult × log(n) probe intervals: about 1 s on 3–10 nodes.
+type Timing struct {
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	GossipInterval time.Duration
+	SuspicionMult  int
+}
+
+// DefaultTiming is tuned for a LAN with sub-millisecond round trips.
+func DefaultTiming() Timing {
+	return Timing{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond, GossipInterval: 100 * time.Millisecond, SuspicionMult: 3}
+}
+
+// Config configures a member.
+type Config struct {
+	// NodeName identifies this member; the Kubernetes node name.
+	NodeName string
+	// BindAddr and Port are where memberlist listens (UDP and TCP).
+	BindAddr string
+	Port     int
+	// AdvertiseAddr is the address others reach this member at; empty lets
+	// memberlist pick from BindAddr.
+	AdvertiseAddr string
+	// SecretKey encrypts all gossip (16, 24 or 32 bytes).
+	SecretKey []byte
+	Timing    Timing
+	// Meta is published to every member; see Member.Meta.
+	Meta Meta
+}
+
+// Meta is what a member publishes about itself: its interfaces and the
+// prefixes on them, so every speaker can tell which nodes may announce an
+// address without asking them.
+type Meta struct {
+	Interfaces map[string][]string `json:"if,omitempty"`
+}
+
+// Member is an alive member as others see it.
+type Member struct {
+	Name string
+	Addr string
+	Meta Meta
+}
+
+// Members is this node's view of the cluster of speakers.
+type Members struct {
+	list    *memberlist.Memberlist
+	port    int
+	changes chan struct{}
+
+	mu   sync.Mutex
+	meta []byte
+}
+
+// Start joins nothing yet: it listens, and reports changes on Changes.
+func Start(cfg Config) (*Members, error) {
+	if cfg.NodeName == "" {
+		return nil, fmt.Errorf("membership: a node name is required")
+	}
+	switch len(cfg.SecretKey) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
+	}
+	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1)}
+	if err := m.setMeta(cfg.Meta); err != nil {
+		return nil, err
+	}
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name = cfg.NodeName
+	mlc.BindAddr = cfg.BindAddr
+	mlc.BindPort = cfg.Port
+	mlc.AdvertisePort = cfg.Port
+	mlc.AdvertiseAddr = cfg.AdvertiseAddr
+	mlc.SecretKey = cfg.SecretKey
+	mlc.ProbeInterval = cfg.Timing.ProbeInterval
+	mlc.ProbeTimeout = cfg.Timing.ProbeTimeout
+	mlc.GossipInterval = cfg.Timing.GossipInterval
+	mlc.SuspicionMult = cfg.Timing.SuspicionMult
+	mlc.Events = &eventDelegate{m}
+	mlc.Delegate = &metaDelegate{m}
+	mlc.Logger = nil
+	mlc.LogOutput = klogWriter{}
+	list, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("membership: listening on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Port)), err)
+	}
+	m.list = list
+	return m, nil
+}
+
+// Join contacts the given addresses (host, or host:port when a member
+// listens on another port) and returns how many answered. Members already
+// known are skipped, so calling it on every node change is cheap.
+func (m *Members) Join(addrs []string) (int, error) {
+	known := map[string]bool{}
+	for _, n := range m.list.Members() {
+		known[net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))] = true
+	}
+	var fresh []string
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, strconv.Itoa(m.port))
+		}
+		if !known[a] {
+			fresh = append(fresh, a)
+		}
+	}
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	return m.list.Join(fresh)
+}
+
+// Alive returns the alive members, this one included, sorted by name.
+func (m *Members) Alive() []Member {
+	var out []Member
+	for _, n := range m.list.Members() {
+		var meta Meta
+		_ = json.Unmarshal(n.Meta, &meta) // an unreadable meta reads as no interfaces
+		out = append(out, Member{Name: n.Name, Addr: n.Addr.String(), Meta: meta})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Changes receives a value after members join, leave or change their meta.
+// Several changes may collapse into one notification.
+func (m *Members) Changes() <-chan struct{} { return m.changes }
+
+// UpdateMeta publishes new meta to every member.
+func (m *Members) UpdateMeta(meta Meta, timeout time.Duration) error {
+	if err := m.setMeta(meta); err != nil {
+		return err
+	}
+	return m.list.UpdateNode(timeout)
+}
+
+// Leave tells the others this member is going, so they stop counting on it
+// at once instead of waiting for failure detection, then stops.
+func (m *Members) Leave(ctx context.Context) error {
+	timeout := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	err := m.list.Leave(timeout)
+	if shutdownErr := m.list.Shutdown(); err == nil {
+		err = shutdownErr
+	}
+	return err
+}
+
+func (m *Members) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default: // a notification is already pending
+	}
+}
+
+func (m *Members) setMeta(meta Meta) error {
+	data, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	if len(data) > memberlist.MetaMaxSize {
+		return fmt.Errorf("membership: node meta is %d bytes, over memberlist's limit of %d", len(data), memberlist.MetaMaxSize)
+	}
+	m.mu.Lock()
+	m.meta = data
+	m.mu.Unlock()
+	return nil
+}
+
+type eventDelegate struct{ m *Members }
+
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node) {
+	klog.V(2).InfoS("Member joined", "member", n.Name, "addr", n.Addr)
+	d.m.notify()
+}
+
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
+	klog.V(2).InfoS("Member left or failed", "member", n.Name, "addr", n.Addr)
+	d.m.notify()
+}
+
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
+	klog.V(2).InfoS("Member updated", "member", n.Name)
+	d.m.notify()
+}
+
+// metaDelegate publishes Meta; ironlb sends no other gossip.
+type metaDelegate struct{ m *Members }
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.meta) > limit {
+		return nil
+	}
+	return d.m.meta
+}
+func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
+func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// klogWriter sends memberlist's own log lines to klog at V(4): they are
+// chatty, and membership changes are already logged above.
+type klogWriter struct{}
+
+func (klogWriter) Write(p []byte) (int, error) {
+	klog.V(4).InfoS(string(trimNewline(p)), "component", "memberlist")
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

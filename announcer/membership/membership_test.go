@@ -1,0 +1,136 @@
+package membership
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	// memberlist needs the same port free for TCP and UDP.
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func startMember(t *testing.T, name string, meta Meta) (*Members, string) {
+	t.Helper()
+	port := freeUDPPort(t)
+	m, err := Start(Config{NodeName: name, BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.list.Shutdown() })
+	return m, fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+func names(ms []Member) string {
+	var n []string
+	for _, m := range ms {
+		n = append(n, m.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// waitMembers waits (bounded) until m sees exactly want.
+func waitMembers(t *testing.T, m *Members, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		if names(m.Alive()) == want {
+			return time.Since(start)
+		}
+		select {
+		case <-m.Changes():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("members = %s, want %s within %v", names(m.Alive()), want, within)
+	return 0
+}
+
+func TestJoinMetaFailureAndLeave(t *testing.T) {
+	a, addrA := startMember(t, "node-a", Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.11/24"}}})
+	b, _ := startMember(t, "node-b", Meta{})
+	c, _ := startMember(t, "node-c", Meta{})
+	for _, m := range []*Members{b, c} {
+		if _, err := m.Join([]string{addrA}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMembers(t, a, "node-a,node-b,node-c", 10*time.Second)
+	waitMembers(t, c, "node-a,node-b,node-c", 10*time.Second)
+	if got := c.Alive()[0].Meta.Interfaces["eth0"]; len(got) != 1 || got[0] != "198.51.100.11/24" {
+		t.Errorf("node-c sees node-a's meta as %v", got)
+	}
+
+	// Meta updates propagate.
+	if err := b.UpdateMeta(Meta{Interfaces: map[string][]string{"eth1": {"203.0.113.0/24"}}}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(a.Alive()[1].Meta.Interfaces["eth1"]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("meta update not seen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A crash (no leave) is detected by failure detection.
+	_ = c.list.Shutdown()
+	took := waitMembers(t, a, "node-a,node-b", 10*time.Second)
+	t.Logf("crash detected in %v", took)
+
+	// A graceful leave is seen at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := b.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took = waitMembers(t, a, "node-a", 5*time.Second)
+	t.Logf("leave seen %v after Leave returned (%v in all)", took, time.Since(start))
+}
+
+func TestWrongKeyCannotJoin(t *testing.T) {
+	a, addrA := startMember(t, "node-a", Meta{})
+	port := freeUDPPort(t)
+	other, err := Start(Config{NodeName: "intruder", BindAddr: "127.0.0.1", Port: port, SecretKey: []byte("ffffffffffffffffffffffffffffffff"), Timing: DefaultTiming()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.list.Shutdown()
+	if _, err := other.Join([]string{addrA}); err == nil {
+		t.Error("a member with another key joined")
+	}
+	if got := names(a.Alive()); got != "node-a" {
+		t.Errorf("members = %s", got)
+	}
+}
+
+func TestStartValidates(t *testing.T) {
+	if _, err := Start(Config{NodeName: "x", SecretKey: []byte("short")}); err == nil || !strings.Contains(err.Error(), "16, 24 or 32 bytes") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := Start(Config{SecretKey: testKey}); err == nil {
+		t.Error("no error without a node name")
+	}
+}
