@@ -1,0 +1,118 @@
+package announcer
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/membership"
+)
+
+// virtualPrefixes name interfaces that never carry a LAN address worth
+// announcing on (container and tunnel plumbing); leaving them out keeps the
+// published meta under memberlist's 512-byte limit on busy nodes.
+var virtualPrefixes = []string{"lo", "veth", "cali", "cni", "flannel", "docker", "kube-ipvs", "cilium", "lxc", "vxlan", "tunl", "genev", "ironlb", "nodelocaldns", "tap", "virbr"}
+
+// localMeta describes this node's usable interfaces and their prefixes.
+func localMeta() (membership.Meta, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return membership.Meta{}, err
+	}
+	meta := membership.Meta{Interfaces: map[string][]string{}}
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 || isVirtual(ifi.Name) {
+			continue
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		var prefixes []string
+		for _, a := range addrs {
+			ipnet, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			prefix, err := netip.ParsePrefix(ipnet.String())
+			if err != nil || prefix.Addr().IsLinkLocalUnicast() {
+				continue
+			}
+			prefixes = append(prefixes, prefix.Masked().String())
+		}
+		slices.Sort(prefixes)
+		meta.Interfaces[ifi.Name] = slices.Compact(prefixes)
+	}
+	return meta, nil
+}
+
+func isVirtual(name string) bool {
+	for _, p := range virtualPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// watchAddresses calls changed whenever an address or link on this node
+// changes, until ctx ends. Netlink notifications replace polling.
+func watchAddresses(ctx context.Context, changed func()) {
+	addrs := make(chan netlink.AddrUpdate, 16)
+	links := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{}); err != nil {
+		klog.ErrorS(err, "Cannot watch interface addresses; interface changes are seen only at start")
+		return
+	}
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{}); err != nil {
+		klog.ErrorS(err, "Cannot watch links; link changes are seen only with address changes")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-addrs:
+			if !ok {
+				return
+			}
+			changed()
+		case <-links:
+			changed()
+		}
+	}
+}
+
+// interfaceFor picks the interface an address is announced on, from a
+// member's published meta: the first of the pool's interfaces the node has,
+// or else the interface whose subnet holds the address. "" means the node
+// cannot announce it.
+func interfaceFor(addr netip.Addr, poolInterfaces []string, meta membership.Meta) string {
+	if len(poolInterfaces) > 0 {
+		for _, name := range poolInterfaces {
+			if _, ok := meta.Interfaces[name]; ok {
+				return name
+			}
+		}
+		return ""
+	}
+	names := make([]string, 0, len(meta.Interfaces))
+	for name := range meta.Interfaces {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, p := range meta.Interfaces[name] {
+			if prefix, err := netip.ParsePrefix(p); err == nil && prefix.Contains(addr) {
+				return name
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,36 @@
+package announcer
+
+import (
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// Speaker metrics, served on the speaker's /metrics.
+var (
+	announcedAddresses = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "announced_addresses",
+		Help: "Addresses this node announces, by mode.", StabilityLevel: metrics.ALPHA,
+	}, []string{"mode"})
+	ownershipChanges = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "ownership_changes_total",
+		Help: "Addresses this node started (acquired) or stopped (released) announcing.", StabilityLevel: metrics.ALPHA,
+	}, []string{"change"})
+	memberCount = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "members",
+		Help: "Alive speakers this node sees, itself included.", StabilityLevel: metrics.ALPHA,
+	})
+	configStale = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "config_stale",
+		Help: "1 when ironlb-config is invalid and the last good config is in force.", StabilityLevel: metrics.ALPHA,
+	})
+	// GratuitousPackets counts gratuitous ARP and unsolicited neighbor
+	// advertisements; the layer2 protocol increments it.
+	GratuitousPackets = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "gratuitous_packets_total",
+		Help: "Gratuitous ARP and unsolicited neighbor advertisements sent, by interface and family.", StabilityLevel: metrics.ALPHA,
+	}, []string{"interface", "family"})
+)
+
+func init() {
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, configStale, GratuitousPackets)
+}

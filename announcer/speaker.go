@@ -1,0 +1,428 @@
+package announcer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/config"
+)
+
+// Protocol attracts traffic for the addresses this node owns. SetAnnounced
+// takes the full set each time (address → interface), so a protocol never
+// has to reconcile deltas it may have missed.
+type Protocol interface {
+	SetAnnounced(ctx context.Context, want map[netip.Addr]string) error
+}
+
+// Members is what the speaker needs of membership.
+type Members interface {
+	Alive() []membership.Member
+	Changes() <-chan struct{}
+	Join(addrs []string) (int, error)
+	UpdateMeta(meta membership.Meta, timeout time.Duration) error
+}
+
+// SpeakerOptions configure a Speaker.
+type SpeakerOptions struct {
+	NodeName        string
+	ConfigNamespace string
+	ConfigName      string
+	// Protocols by pool mode; a mode without one is not announced.
+	Protocols map[config.Mode]Protocol
+}
+
+// Speaker is the per-node controller. It is level-triggered: every change
+// enqueues one key and a sync recomputes the whole desired state, which at
+// thousands of services takes well under a millisecond per node.
+type Speaker struct {
+	opts     SpeakerOptions
+	client   kubernetes.Interface
+	members  Members
+	recorder record.EventRecorder
+
+	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
+	nodes      corelisters.NodeLister
+	configMaps corelisters.ConfigMapLister
+	synced     []cache.InformerSynced
+	factories  []informers.SharedInformerFactory
+	queue      workqueue.TypedRateLimitingInterface[string]
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	cfgData   string
+	announced map[netip.Addr]announcement
+}
+
+// announcement is one address this node announces.
+type announcement struct {
+	mode     config.Mode
+	iface    string
+	services []string
+}
+
+const syncKey = "all"
+
+// NewSpeaker wires informers; Run starts them.
+func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOptions) *Speaker {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	cmFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithNamespace(opts.ConfigNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.ConfigName).String()
+		}))
+	svcInformer := factory.Core().V1().Services()
+	sliceInformer := factory.Discovery().V1().EndpointSlices()
+	nodeInformer := factory.Core().V1().Nodes()
+	cmInformer := cmFactory.Core().V1().ConfigMaps()
+
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	s := &Speaker{
+		opts:       opts,
+		client:     client,
+		members:    members,
+		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
+		services:   svcInformer.Lister(),
+		slices:     sliceInformer.Lister(),
+		nodes:      nodeInformer.Lister(),
+		configMaps: cmInformer.Lister(),
+		factories:  []informers.SharedInformerFactory{factory, cmFactory},
+		synced: []cache.InformerSynced{svcInformer.Informer().HasSynced, sliceInformer.Informer().HasSynced,
+			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
+		cfg:       config.Empty(),
+		announced: map[netip.Addr]announcement{},
+	}
+	enqueue := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.queue.Add(syncKey) },
+		UpdateFunc: func(_, _ any) { s.queue.Add(syncKey) },
+		DeleteFunc: func(any) { s.queue.Add(syncKey) },
+	}
+	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), sliceInformer.Informer(), nodeInformer.Informer(), cmInformer.Informer()} {
+		_, _ = inf.AddEventHandler(enqueue)
+	}
+	return s
+}
+
+// Run serves until ctx ends, then withdraws every announcement.
+func (s *Speaker) Run(ctx context.Context) error {
+	defer s.queue.ShutDown()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+	}
+	if !cache.WaitForNamedCacheSync("ironlb-speaker", ctx.Done(), s.synced...) {
+		return fmt.Errorf("caches did not sync")
+	}
+	s.publishMeta()
+	s.warnIfIPVSAnswersARP(ctx)
+	go watchAddresses(ctx, func() {
+		s.publishMeta()
+		s.queue.Add(syncKey)
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				s.queue.ShutDown()
+				return
+			case <-s.members.Changes():
+				memberCount.Set(float64(len(s.members.Alive())))
+				s.queue.Add(syncKey)
+			}
+		}
+	}()
+	s.queue.Add(syncKey)
+	for s.processNext(ctx) {
+	}
+	return nil
+}
+
+// Withdraw stops every announcement (on shutdown, after leaving membership).
+func (s *Speaker) Withdraw(ctx context.Context) {
+	for mode, p := range s.opts.Protocols {
+		if err := p.SetAnnounced(ctx, map[netip.Addr]string{}); err != nil {
+			klog.ErrorS(err, "Withdrawing announcements failed", "mode", mode)
+		}
+	}
+	s.mu.Lock()
+	s.announced = map[netip.Addr]announcement{}
+	s.mu.Unlock()
+	announcedAddresses.Reset()
+}
+
+func (s *Speaker) processNext(ctx context.Context) bool {
+	key, quit := s.queue.Get()
+	if quit {
+		return false
+	}
+	defer s.queue.Done(key)
+	if err := s.sync(ctx); err != nil {
+		klog.ErrorS(err, "Sync failed; retrying")
+		s.queue.AddRateLimited(key)
+		return true
+	}
+	s.queue.Forget(key)
+	return true
+}
+
+func (s *Speaker) publishMeta() {
+	meta, err := localMeta()
+	if err != nil {
+		klog.ErrorS(err, "Reading local interfaces failed")
+		return
+	}
+	if err := s.members.UpdateMeta(meta, 2*time.Second); err != nil {
+		klog.ErrorS(err, "Publishing interfaces to other speakers failed")
+	}
+}
+
+// sync computes what this node announces and hands it to the protocols.
+func (s *Speaker) sync(ctx context.Context) error {
+	s.joinNodes()
+	cfg := s.loadConfig()
+	services, err := s.services.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	alive := s.members.Alive()
+	memberCount.Set(float64(len(alive)))
+
+	want := map[netip.Addr]announcement{}
+	for ip, holders := range addressesOf(services) {
+		pool := poolFor(cfg, ip)
+		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
+			continue
+		}
+		owner, ok := Owner(ip, s.candidates(ip, pool, holders, alive))
+		if !ok || owner != s.opts.NodeName {
+			continue
+		}
+		iface := interfaceFor(ip, pool.Interfaces, selfMeta(alive, s.opts.NodeName))
+		want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders)}
+	}
+
+	for mode, p := range s.opts.Protocols {
+		set := map[netip.Addr]string{}
+		for ip, a := range want {
+			if a.mode == mode {
+				set[ip] = a.iface
+			}
+		}
+		if err := p.SetAnnounced(ctx, set); err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		announcedAddresses.WithLabelValues(string(mode)).Set(float64(len(set)))
+	}
+	s.recordChanges(services, want)
+	return nil
+}
+
+// candidates are the alive nodes that may announce ip: selected by the
+// pool's nodeSelector, with an interface to announce it on, and, for services
+// with externalTrafficPolicy Local, a ready endpoint.
+func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Service, alive []membership.Member) []string {
+	var out []string
+	for _, m := range alive {
+		node, err := s.nodes.Get(m.Name)
+		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
+			continue
+		}
+		if interfaceFor(ip, pool.Interfaces, m.Meta) == "" {
+			continue
+		}
+		if !s.hasLocalEndpoints(m.Name, holders) {
+			continue
+		}
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// hasLocalEndpoints is true unless a service with externalTrafficPolicy
+// Local has no ready endpoint on node: traffic reaching such a node would be
+// dropped.
+func (s *Speaker) hasLocalEndpoints(node string, holders []*v1.Service) bool {
+	for _, svc := range holders {
+		if svc.Spec.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal {
+			continue
+		}
+		slices, err := s.slices.EndpointSlices(svc.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name}))
+		if err != nil {
+			return false
+		}
+		if !readyOn(node, slices) {
+			return false
+		}
+	}
+	return true
+}
+
+func readyOn(node string, slices []*discoveryv1.EndpointSlice) bool {
+	for _, sl := range slices {
+		for _, ep := range sl.Endpoints {
+			if ep.NodeName != nil && *ep.NodeName == node && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// joinNodes asks membership to contact every node's speaker it does not
+// know yet. Nodes are found from the Node list: their InternalIP.
+func (s *Speaker) joinNodes() {
+	nodes, err := s.nodes.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, m := range s.members.Alive() {
+		known[m.Name] = true
+	}
+	var addrs []string
+	for _, n := range nodes {
+		if known[n.Name] {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == v1.NodeInternalIP {
+				addrs = append(addrs, a.Address)
+				break
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if _, err := s.members.Join(addrs); err != nil {
+		klog.V(2).InfoS("Some speakers did not answer yet", "addresses", addrs, "err", err)
+	}
+}
+
+// loadConfig parses ironlb-config when it changed and keeps the last good
+// one. The controller manager already reports an invalid config with an
+// Event; speakers only log, so N nodes do not repeat it N times.
+func (s *Speaker) loadConfig() *config.Config {
+	cm, err := s.configMaps.ConfigMaps(s.opts.ConfigNamespace).Get(s.opts.ConfigName)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case apierrors.IsNotFound(err):
+		s.cfg, s.cfgData = config.Empty(), ""
+	case err != nil:
+	case cm.Data[config.ConfigMapKey] != s.cfgData:
+		data := cm.Data[config.ConfigMapKey]
+		cfg, errs := config.Parse([]byte(data))
+		if len(errs) > 0 {
+			configStale.Set(1)
+			klog.ErrorS(errs.ToAggregate(), "Ignoring invalid config; the last good one keeps serving")
+			break
+		}
+		configStale.Set(0)
+		s.cfg, s.cfgData = cfg, data
+	}
+	return s.cfg
+}
+
+// recordChanges logs, counts and reports ownership changes on this node.
+func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]announcement) {
+	s.mu.Lock()
+	before := s.announced
+	s.announced = want
+	s.mu.Unlock()
+	byKey := map[string]*v1.Service{}
+	for _, svc := range services {
+		byKey[svc.Namespace+"/"+svc.Name] = svc
+	}
+	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+		a := want[ip]
+		if prev, had := before[ip]; had && prev.iface == a.iface && prev.mode == a.mode {
+			continue
+		}
+		ownershipChanges.WithLabelValues("acquired").Inc()
+		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
+		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
+		for _, key := range a.services {
+			if svc := byKey[key]; svc != nil {
+				s.recorder.Event(svc, v1.EventTypeNormal, "Announcing", msg)
+			}
+		}
+	}
+	for ip, a := range before {
+		if _, still := want[ip]; !still {
+			ownershipChanges.WithLabelValues("released").Inc()
+			klog.InfoS("Stopped announcing", "ip", ip, "interface", a.iface, "mode", a.mode)
+		}
+	}
+}
+
+// addressesOf maps every load-balancer address to the services holding it.
+func addressesOf(services []*v1.Service) map[netip.Addr][]*v1.Service {
+	out := map[netip.Addr][]*v1.Service{}
+	for _, svc := range services {
+		if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.LoadBalancerClass != nil {
+			continue
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if ip, err := netip.ParseAddr(ing.IP); err == nil {
+				out[ip] = append(out[ip], svc)
+			}
+		}
+	}
+	return out
+}
+
+func poolFor(cfg *config.Config, ip netip.Addr) *config.Pool {
+	for _, p := range cfg.Pools {
+		for _, r := range p.Ranges {
+			if r.Contains(ip) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+func selfMeta(alive []membership.Member, self string) membership.Meta {
+	for _, m := range alive {
+		if m.Name == self {
+			return m.Meta
+		}
+	}
+	return membership.Meta{}
+}
+
+func serviceKeys(svcs []*v1.Service) []string {
+	keys := make([]string, 0, len(svcs))
+	for _, s := range svcs {
+		keys = append(keys, s.Namespace+"/"+s.Name)
+	}
+	slices.Sort(keys)
+	return keys
+}

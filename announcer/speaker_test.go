@@ -1,0 +1,206 @@
+package announcer
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/config"
+)
+
+// fakeMembers is a fixed membership.
+type fakeMembers struct {
+	mu      sync.Mutex
+	members []membership.Member
+	changes chan struct{}
+}
+
+func (f *fakeMembers) Alive() []membership.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]membership.Member(nil), f.members...)
+}
+func (f *fakeMembers) Changes() <-chan struct{}                        { return f.changes }
+func (f *fakeMembers) Join([]string) (int, error)                      { return 0, nil }
+func (f *fakeMembers) UpdateMeta(membership.Meta, time.Duration) error { return nil }
+
+// recordingProtocol remembers the last set it was given.
+type recordingProtocol struct {
+	mu   sync.Mutex
+	last map[netip.Addr]string
+}
+
+func (p *recordingProtocol) SetAnnounced(_ context.Context, want map[netip.Addr]string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last = want
+	return nil
+}
+
+func (p *recordingProtocol) get() map[netip.Addr]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+const speakerConfig = `
+pools:
+- name: lan
+  addresses: [203.0.113.0/24]
+- name: picky
+  addresses: [198.51.100.200-198.51.100.210]
+  nodeSelector: {matchLabels: {edge: "true"}}
+- name: routed
+  addresses: [198.51.100.100]
+  mode: bgp
+`
+
+func lanMeta() membership.Meta {
+	return membership.Meta{Interfaces: map[string][]string{"eth0": {"203.0.113.0/24", "198.51.100.0/24"}}}
+}
+
+func node(name string, labels map[string]string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func lbWithIP(name, ip string, local bool) *v1.Service {
+	s := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer},
+		Status:     v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}},
+	}
+	if local {
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}
+	return s
+}
+
+func slice(svc, nodeName string, ready bool) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc + "-" + nodeName, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.250"}, NodeName: ptr.To(nodeName), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}},
+	}
+}
+
+// announcedBy runs one speaker per node over the same objects and returns,
+// per address, the nodes that announce it.
+func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map[string][]string {
+	t.Helper()
+	var members []membership.Member
+	for _, n := range nodeNames {
+		members = append(members, membership.Member{Name: n, Meta: lanMeta()})
+	}
+	out := map[string][]string{}
+	for _, self := range nodeNames {
+		client := fake.NewClientset(objects...)
+		proto := &recordingProtocol{}
+		s := NewSpeaker(client, &fakeMembers{members: members, changes: make(chan struct{})}, SpeakerOptions{
+			NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
+			Protocols: map[config.Mode]Protocol{config.ModeLayer2: proto},
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		for _, f := range s.factories {
+			f.Start(ctx.Done())
+			f.WaitForCacheSync(ctx.Done())
+		}
+		if err := s.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for ip, iface := range proto.get() {
+			if iface != "eth0" {
+				t.Errorf("%s announces %s on %q, want eth0", self, ip, iface)
+			}
+			out[ip.String()] = append(out[ip.String()], self)
+		}
+	}
+	return out
+}
+
+func TestSpeakerElection(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: speakerConfig}}
+	nodes := []string{"node-1", "node-2", "node-3"}
+	base := []runtime.Object{cm, node("node-1", nil), node("node-2", map[string]string{"edge": "true"}), node("node-3", nil)}
+
+	t.Run("each address has exactly one announcer and they spread", func(t *testing.T) {
+		objs := append([]runtime.Object{}, base...)
+		for i := range 30 {
+			objs = append(objs, lbWithIP(fmt.Sprintf("s%d", i), fmt.Sprintf("203.0.113.%d", i+1), false))
+		}
+		got := announcedBy(t, objs, nodes)
+		perNode := map[string]int{}
+		for ip, by := range got {
+			if len(by) != 1 {
+				t.Errorf("%s announced by %v", ip, by)
+			}
+			perNode[by[0]]++
+		}
+		if len(got) != 30 || len(perNode) != 3 {
+			t.Errorf("30 addresses over 3 nodes: %d announced, spread %v", len(got), perNode)
+		}
+		t.Logf("spread: %v", perNode)
+	})
+	t.Run("nodeSelector", func(t *testing.T) {
+		got := announcedBy(t, append(base, lbWithIP("p", "198.51.100.201", false)), nodes)
+		if by := got["198.51.100.201"]; len(by) != 1 || by[0] != "node-2" {
+			t.Errorf("picky pool announced by %v, want node-2 only", by)
+		}
+	})
+	t.Run("externalTrafficPolicy Local follows ready endpoints", func(t *testing.T) {
+		objs := append(base, lbWithIP("l", "203.0.113.50", true), slice("l", "node-3", true), slice("l", "node-1", false))
+		if by := announcedBy(t, objs, nodes)["203.0.113.50"]; len(by) != 1 || by[0] != "node-3" {
+			t.Errorf("Local service announced by %v, want node-3 (the only ready endpoint)", by)
+		}
+		objs = append(base, lbWithIP("l", "203.0.113.50", true), slice("l", "node-1", false))
+		if by := announcedBy(t, objs, nodes)["203.0.113.50"]; len(by) != 0 {
+			t.Errorf("Local service with no ready endpoint announced by %v", by)
+		}
+	})
+	t.Run("other modes and unknown addresses are not layer2's", func(t *testing.T) {
+		got := announcedBy(t, append(base, lbWithIP("b", "198.51.100.100", false), lbWithIP("x", "198.51.100.7", false)), nodes)
+		if len(got) != 0 {
+			t.Errorf("announced %v", got)
+		}
+	})
+	t.Run("a node without an interface on the subnet is skipped", func(t *testing.T) {
+		// All members publish only 203.0.113.0/24 and 198.51.100.0/24; an
+		// address elsewhere has no candidate.
+		cfg := &v1.ConfigMap{ObjectMeta: cm.ObjectMeta, Data: map[string]string{config.ConfigMapKey: "pools:\n- name: far\n  addresses: [\"2001:db8:5::/64\"]\n"}}
+		got := announcedBy(t, []runtime.Object{cfg, node("node-1", nil), lbWithIP("v6", "2001:db8:5::1", false)}, []string{"node-1"})
+		if len(got) != 0 {
+			t.Errorf("announced %v", got)
+		}
+	})
+}
+
+func TestInterfaceFor(t *testing.T) {
+	meta := membership.Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.0/24"}, "eth1": {"2001:db8:100::/64"}}}
+	cases := []struct {
+		ip    string
+		pool  []string
+		iface string
+	}{
+		{"198.51.100.9", nil, "eth0"},
+		{"2001:db8:100::9", nil, "eth1"},
+		{"203.0.113.9", nil, ""},
+		{"203.0.113.9", []string{"bond0", "eth1"}, "eth1"},
+		{"203.0.113.9", []string{"bond0"}, ""},
+	}
+	for _, c := range cases {
+		if got := interfaceFor(netip.MustParseAddr(c.ip), c.pool, meta); got != c.iface {
+			t.Errorf("%s %v: %q, want %q", c.ip, c.pool, got, c.iface)
+		}
+	}
+}

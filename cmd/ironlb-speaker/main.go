@@ -1,0 +1,218 @@
+// Command ironlb-speaker runs on every node (a DaemonSet) and attracts the
+// traffic for the load-balancer addresses this node is elected to announce.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer"
+	"github.com/ironlb/ironlb/announcer/layer2"
+	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/config"
+)
+
+type options struct {
+	kubeconfig      string
+	nodeName        string
+	configNamespace string
+	configName      string
+	metricsAddr     string
+
+	memberlistBind      string
+	memberlistPort      int
+	memberlistAdvertise string
+	memberlistKeyFile   string
+	timing              membership.Timing
+
+	shutdownGrace time.Duration
+}
+
+func defaultOptions() *options {
+	return &options{
+		nodeName:        os.Getenv("NODE_NAME"),
+		configNamespace: config.DefaultNamespace,
+		configName:      config.DefaultConfigMapName,
+		metricsAddr:     ":7472",
+		memberlistBind:  "0.0.0.0",
+		memberlistPort:  membership.DefaultPort,
+		timing:          membership.DefaultTiming(),
+		shutdownGrace:   2 * time.Second,
+	}
+}
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig; empty means in-cluster.")
+	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "This node's name (default $NODE_NAME, from the downward API).")
+	fs.StringVar(&o.configNamespace, "config-namespace", o.configNamespace, "Namespace of the ironlb-config ConfigMap.")
+	fs.StringVar(&o.configName, "config-name", o.configName, "Name of the ironlb-config ConfigMap.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "Where /metrics and /healthz are served.")
+	fs.StringVar(&o.memberlistBind, "memberlist-bind-address", o.memberlistBind, "Address memberlist listens on.")
+	fs.IntVar(&o.memberlistPort, "memberlist-port", o.memberlistPort, "memberlist port (TCP and UDP); open it between nodes.")
+	fs.StringVar(&o.memberlistAdvertise, "memberlist-advertise-address", o.memberlistAdvertise, "Address other speakers reach this one at (default: the node's InternalIP).")
+	fs.StringVar(&o.memberlistKeyFile, "memberlist-key-file", o.memberlistKeyFile, "File holding the memberlist encryption key (16, 24 or 32 bytes, raw, hex or base64), mounted from a Secret. Required.")
+	fs.DurationVar(&o.timing.ProbeInterval, "memberlist-probe-interval", o.timing.ProbeInterval, "How often each member probes another.")
+	fs.DurationVar(&o.timing.ProbeTimeout, "memberlist-probe-timeout", o.timing.ProbeTimeout, "How long a probe waits for an answer.")
+	fs.DurationVar(&o.timing.GossipInterval, "memberlist-gossip-interval", o.timing.GossipInterval, "How often gossip is sent.")
+	fs.IntVar(&o.timing.SuspicionMult, "memberlist-suspicion-mult", o.timing.SuspicionMult, "Suspicion timeout multiplier: higher is slower but more tolerant of packet loss.")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "How long a graceful stop waits for the leave to reach other speakers.")
+}
+
+func main() {
+	opts := defaultOptions()
+	logOptions := logs.NewOptions()
+	fs := pflag.NewFlagSet("ironlb-speaker", pflag.ExitOnError)
+	opts.addFlags(fs)
+	logsapi.AddFlags(logOptions, fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := logsapi.ValidateAndApply(logOptions, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, opts); err != nil {
+		klog.ErrorS(err, "ironlb-speaker failed")
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+	}
+	klog.Flush()
+}
+
+func run(ctx context.Context, o *options) error {
+	if o.nodeName == "" {
+		return errors.New("--node-name (or $NODE_NAME) is required")
+	}
+	key, err := readKey(o.memberlistKeyFile)
+	if err != nil {
+		return err
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	restConfig.UserAgent = "ironlb-speaker/" + o.nodeName
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	advertise := o.memberlistAdvertise
+	if advertise == "" {
+		if advertise, err = nodeInternalIP(ctx, client, o.nodeName); err != nil {
+			return err
+		}
+	}
+	members, err := membership.Start(membership.Config{
+		NodeName: o.nodeName, BindAddr: o.memberlistBind, Port: o.memberlistPort, AdvertiseAddr: advertise,
+		SecretKey: key, Timing: o.timing,
+	})
+	if err != nil {
+		return err
+	}
+	l2 := layer2.New(layer2.Options{OnGratuitous: func(iface string, family layer2.Family) {
+		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
+	}})
+	speaker := announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
+		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,
+		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2},
+	})
+	go serveMetrics(ctx, o.metricsAddr)
+	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
+
+	runErr := speaker.Run(ctx)
+
+	// Leave first: the others take over at once instead of waiting for
+	// failure detection; answering a moment longer than needed is harmless
+	// (the new owner's gratuitous packets win), a gap is not.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	if err := members.Leave(shutdownCtx); err != nil {
+		klog.ErrorS(err, "Leaving memberlist failed")
+	}
+	speaker.Withdraw(shutdownCtx)
+	_ = l2.Close()
+	klog.InfoS("ironlb-speaker stopped", "node", o.nodeName)
+	return runErr
+}
+
+// readKey accepts the key as raw bytes, hex or base64, whichever yields a
+// valid AES key length.
+func readKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("--memberlist-key-file is required: speakers only gossip encrypted")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--memberlist-key-file: %w", err)
+	}
+	text := strings.TrimSpace(string(data))
+	valid := func(b []byte) bool { return len(b) == 16 || len(b) == 24 || len(b) == 32 }
+	if b, err := hex.DecodeString(text); err == nil && valid(b) {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(text); err == nil && valid(b) {
+		return b, nil
+	}
+	if valid([]byte(text)) {
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("--memberlist-key-file %s: the key must be 16, 24 or 32 bytes (raw, hex or base64)", path)
+}
+
+// nodeInternalIP waits (bounded) for this node's InternalIP.
+func nodeInternalIP(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
+	var ip string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			klog.InfoS("Waiting for this node's object", "node", name, "err", err)
+			return false, nil
+		}
+		for _, a := range node.Status.Addresses {
+			if a.Type == v1.NodeInternalIP {
+				ip = a.Address
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("node %s has no InternalIP to advertise to other speakers (set --memberlist-advertise-address): %w", name, err)
+	}
+	return ip, nil
+}
+
+func serveMetrics(ctx context.Context, addr string) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", legacyregistry.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.ErrorS(err, "Metrics server failed", "address", addr)
+	}
+}
