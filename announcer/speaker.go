@@ -52,7 +52,17 @@ type SpeakerOptions struct {
 	ConfigName      string
 	// Protocols by pool mode; a mode without one is not announced.
 	Protocols map[config.Mode]Protocol
+	// JoinGrace bounds how long a starting speaker waits to meet the other
+	// nodes' speakers before it announces on its own. Default 10 s.
+	JoinGrace time.Duration
 }
+
+// joinRetry is how soon unanswered speakers are contacted again; it backs
+// off to joinRetryMax while some stay silent.
+const (
+	joinRetry    = time.Second
+	joinRetryMax = 30 * time.Second
+)
 
 // Speaker is the per-node controller. It is level-triggered: every change
 // enqueues one key and a sync recomputes the whole desired state, which at
@@ -75,6 +85,13 @@ type Speaker struct {
 	cfg       *config.Config
 	cfgData   string
 	announced map[netip.Addr]announcement
+
+	// joined is set once this speaker has met the others (or waited
+	// JoinGrace for them): a speaker that has not yet joined sees itself as
+	// the only member and would claim every address.
+	joined bool
+	// nodesChanged wakes joinLoop when the Node list changes.
+	nodesChanged chan struct{}
 }
 
 // announcement is one address this node announces.
@@ -116,8 +133,9 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
-		cfg:       config.Empty(),
-		announced: map[netip.Addr]announcement{},
+		cfg:          config.Empty(),
+		announced:    map[netip.Addr]announcement{},
+		nodesChanged: make(chan struct{}, 1),
 	}
 	enqueue := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.queue.Add(syncKey) },
@@ -127,6 +145,14 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), sliceInformer.Informer(), nodeInformer.Informer(), cmInformer.Informer()} {
 		_, _ = inf.AddEventHandler(enqueue)
 	}
+	_, _ = nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { s.wakeJoin() },
+		UpdateFunc: func(old, cur any) {
+			if !nodeAddressesEqual(old.(*v1.Node), cur.(*v1.Node)) {
+				s.wakeJoin()
+			}
+		},
+	})
 	return s
 }
 
@@ -139,6 +165,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if !cache.WaitForNamedCacheSync("ironlb-speaker", ctx.Done(), s.synced...) {
 		return fmt.Errorf("caches did not sync")
 	}
+	go s.joinLoop(ctx)
 	s.publishMeta()
 	s.warnIfIPVSAnswersARP(ctx)
 	go watchAddresses(ctx, func() {
@@ -204,7 +231,9 @@ func (s *Speaker) publishMeta() {
 
 // sync computes what this node announces and hands it to the protocols.
 func (s *Speaker) sync(ctx context.Context) error {
-	s.joinNodes()
+	if !s.hasJoined() {
+		return nil // joinLoop enqueues a sync once it has
+	}
 	cfg := s.loadConfig()
 	services, err := s.services.List(labels.Everything())
 	if err != nil {
@@ -294,12 +323,66 @@ func readyOn(node string, slices []*discoveryv1.EndpointSlice) bool {
 	return false
 }
 
+func (s *Speaker) hasJoined() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joined
+}
+
+// joinLoop contacts the speakers of every node this one does not know yet,
+// off the sync path (a join to a silent address blocks for seconds). It
+// marks the speaker joined once all answered or the join grace is over.
+func (s *Speaker) joinLoop(ctx context.Context) {
+	grace := time.NewTimer(s.joinGrace())
+	defer grace.Stop()
+	retry := joinRetry
+	for {
+		missing := s.joinNodes()
+		if missing == 0 && !s.hasJoined() {
+			s.markJoined("met every speaker")
+		}
+		wait := joinRetryMax
+		if missing > 0 {
+			wait, retry = retry, min(2*retry, joinRetryMax)
+		} else {
+			retry = joinRetry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-grace.C:
+			if !s.hasJoined() {
+				s.markJoined("join grace over; some nodes' speakers did not answer")
+			}
+		case <-s.nodesChanged:
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Speaker) markJoined(why string) {
+	s.mu.Lock()
+	s.joined = true
+	s.mu.Unlock()
+	klog.InfoS("Announcing from now on", "reason", why, "members", len(s.members.Alive()))
+	s.queue.Add(syncKey)
+}
+
+func (s *Speaker) joinGrace() time.Duration {
+	if s.opts.JoinGrace > 0 {
+		return s.opts.JoinGrace
+	}
+	return 10 * time.Second
+}
+
 // joinNodes asks membership to contact every node's speaker it does not
-// know yet. Nodes are found from the Node list: their InternalIP.
-func (s *Speaker) joinNodes() {
+// know yet, and returns how many stay unknown. Nodes are found from the Node
+// list: their InternalIP. A node without a speaker (not running yet, or
+// excluded from the DaemonSet) counts as unknown until the join grace ends.
+func (s *Speaker) joinNodes() int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
-		return
+		return 0
 	}
 	known := map[string]bool{}
 	for _, m := range s.members.Alive() {
@@ -318,11 +401,13 @@ func (s *Speaker) joinNodes() {
 		}
 	}
 	if len(addrs) == 0 {
-		return
+		return 0
 	}
-	if _, err := s.members.Join(addrs); err != nil {
+	joined, err := s.members.Join(addrs)
+	if err != nil {
 		klog.V(2).InfoS("Some speakers did not answer yet", "addresses", addrs, "err", err)
 	}
+	return len(addrs) - joined
 }
 
 // loadConfig parses ironlb-config when it changed and keeps the last good
@@ -425,4 +510,15 @@ func serviceKeys(svcs []*v1.Service) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func (s *Speaker) wakeJoin() {
+	select {
+	case s.nodesChanged <- struct{}{}:
+	default:
+	}
+}
+
+func nodeAddressesEqual(a, b *v1.Node) bool {
+	return slices.Equal(a.Status.Addresses, b.Status.Addresses)
 }

@@ -114,6 +114,7 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 			f.Start(ctx.Done())
 			f.WaitForCacheSync(ctx.Done())
 		}
+		s.joined = true // joining is membership's concern; this test is about election
 		if err := s.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
