@@ -64,9 +64,22 @@ type Options struct {
 	ExtraApiserverArgs []string
 	// Logf receives progress messages. Default: discard.
 	Logf func(format string, args ...any)
+
+	// Netns, if set, runs etcd and kube-apiserver inside this existing
+	// network namespace (via `ip netns exec`); etcd listens on the
+	// namespace's own loopback. RESTConfig, Client and the start-up checks
+	// reach the servers through NetnsDialer, so the calling process needs no
+	// address or route into the namespace.
+	Netns string
+	// BindAddress is the address kube-apiserver binds to and advertises, and
+	// the host in URL and in the kubeconfigs; its serving certificate names
+	// it. Default 127.0.0.1. It must be a loopback address unless Netns is
+	// set: the harness never serves on the machine's own network.
+	BindAddress string
 }
 
-// ControlPlane is a running etcd plus kube-apiserver on loopback.
+// ControlPlane is a running etcd plus kube-apiserver, on loopback or inside a
+// network namespace (Options.Netns).
 type ControlPlane struct {
 	// Dir holds pki/, etcd/, the logs and the kubeconfig.
 	Dir string
@@ -75,19 +88,29 @@ type ControlPlane struct {
 	// RESTConfig and Client authenticate as AdminUser.
 	RESTConfig *rest.Config
 	Client     kubernetes.Interface
-	// URL is the apiserver's https URL.
+	// URL is the apiserver's https URL (https://BindAddress:port). With
+	// Netns set it is reachable only from that namespace's network (the
+	// kubeconfig is for processes run there, e.g. `ip netns exec <netns>
+	// kubectl`); RESTConfig reaches it from anywhere through Dial.
 	URL string
-	// EtcdURL is etcd's client URL (plain http on loopback).
+	// Netns is Options.Netns.
+	Netns string
+	// Dial opens connections from inside Netns; RESTConfig uses it. Nil when
+	// the control plane runs in the caller's namespace.
+	Dial Dialer
+	// EtcdURL is etcd's client URL (plain http on loopback, Netns's own if
+	// set).
 	EtcdURL string
 	// ServiceCIDR is the --service-cluster-ip-range in use.
 	ServiceCIDR string
 	// Etcd and Apiserver are the server processes.
 	Etcd, Apiserver *Process
 
-	ca       *certAuthority
-	ownsDir  bool
-	logf     func(format string, args ...any)
-	stopOnce sync.Once
+	ca          *certAuthority
+	bindAddress string
+	ownsDir     bool
+	logf        func(format string, args ...any)
+	stopOnce    sync.Once
 }
 
 // StartControlPlane starts etcd and kube-apiserver and returns once the
@@ -109,7 +132,10 @@ func StartControlPlane(ctx context.Context, opts Options) (_ *ControlPlane, err 
 		return nil, err
 	}
 
-	c := &ControlPlane{Dir: opts.Dir, ServiceCIDR: opts.ServiceCIDR, logf: opts.Logf}
+	c := &ControlPlane{Dir: opts.Dir, ServiceCIDR: opts.ServiceCIDR, Netns: opts.Netns, bindAddress: opts.BindAddress, logf: opts.Logf}
+	if c.Netns != "" {
+		c.Dial = NetnsDialer(c.Netns)
+	}
 	// Stop copes with a partial start: it stops what runs and removes only a
 	// Dir this call created.
 	defer func() {
@@ -167,6 +193,16 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
+	}
+	if o.BindAddress == "" {
+		o.BindAddress = "127.0.0.1"
+	}
+	bind, err := netip.ParseAddr(o.BindAddress)
+	if err != nil {
+		return fmt.Errorf("BindAddress: %w", err)
+	}
+	if o.Netns == "" && !bind.IsLoopback() {
+		return fmt.Errorf("BindAddress %s is not a loopback address; serving on another address needs Netns", bind)
 	}
 	return nil
 }
@@ -241,6 +277,7 @@ func (c *ControlPlane) restConfig(kp keyPair) *rest.Config {
 		QPS:       100,
 		Burst:     200,
 		UserAgent: "ironlb-test-framework",
+		Dial:      c.Dial,
 	}
 }
 
@@ -277,10 +314,14 @@ func apiserverDNSNames() []string {
 	return []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
 }
 
-// apiserverIPs are the addresses clients may dial: loopback, and the
-// kubernetes Service's ClusterIP(s), which in-cluster clients use.
+// apiserverIPs are the addresses clients may dial: loopback, the bind
+// address, and the kubernetes Service's ClusterIP(s), which in-cluster clients
+// use.
 func (c *ControlPlane) apiserverIPs() []net.IP {
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if bind := netip.MustParseAddr(c.bindAddress); !bind.IsLoopback() { // validated in setDefaults
+		ips = append(ips, bind.AsSlice())
+	}
 	svcIPs, _ := firstServiceIPs(c.ServiceCIDR) // validated in StartControlPlane
 	for _, ip := range svcIPs {
 		ips = append(ips, ip.AsSlice())
@@ -327,7 +368,7 @@ func isDocumentationOrBenchmark(a netip.Addr) bool {
 // fresh ports if one was taken between picking and binding.
 func (c *ControlPlane) startEtcd(ctx, procCtx context.Context, bin string) error {
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := c.freePorts("127.0.0.1", 2)
 		if err != nil {
 			return err
 		}
@@ -338,7 +379,7 @@ func (c *ControlPlane) startEtcd(ctx, procCtx context.Context, bin string) error
 		if err := os.RemoveAll(c.path("etcd")); err != nil {
 			return err
 		}
-		p, err := StartProcessWith(procCtx, ProcessOptions{Name: "etcd", LogPath: c.path("etcd.log"), StopGrace: stopTimeout}, bin,
+		p, err := StartProcessWith(procCtx, ProcessOptions{Name: "etcd", LogPath: c.path("etcd.log"), Netns: c.Netns, StopGrace: stopTimeout}, bin,
 			"--name=ironlb",
 			"--data-dir="+c.path("etcd"),
 			"--listen-client-urls="+clientURL,
@@ -353,7 +394,7 @@ func (c *ControlPlane) startEtcd(ctx, procCtx context.Context, bin string) error
 		if err != nil {
 			return err
 		}
-		err = c.waitServing(ctx, p, func(ctx context.Context) error { return etcdHealthy(ctx, clientURL) })
+		err = c.waitServing(ctx, p, func(ctx context.Context) error { return etcdHealthy(ctx, c.httpClient(), clientURL) })
 		if err == nil {
 			c.Etcd, c.EtcdURL = p, clientURL
 			return nil
@@ -368,8 +409,8 @@ func (c *ControlPlane) startEtcd(ctx, procCtx context.Context, bin string) error
 }
 
 // startApiserver writes the admin credentials, runs kube-apiserver on a free
-// loopback port (retrying on fresh ports if it was taken) and waits until it
-// is ready for clients.
+// port of the bind address (retrying on fresh ports if it was taken) and waits
+// until it is ready for clients.
 func (c *ControlPlane) startApiserver(ctx, procCtx context.Context, bin string, extraArgs []string) error {
 	admin, err := c.ca.issueClient(AdminUser, "system:masters")
 	if err != nil {
@@ -377,11 +418,11 @@ func (c *ControlPlane) startApiserver(ctx, procCtx context.Context, bin string, 
 	}
 	c.Kubeconfig = c.path("kubeconfig")
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
+		ports, err := c.freePorts(c.bindAddress, 1)
 		if err != nil {
 			return err
 		}
-		c.URL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		c.URL = "https://" + net.JoinHostPort(c.bindAddress, strconv.Itoa(ports[0]))
 		if err := writeKubeconfig(c.Kubeconfig, c.URL, c.ca.certPEM, AdminUser, admin); err != nil {
 			return err
 		}
@@ -392,8 +433,8 @@ func (c *ControlPlane) startApiserver(ctx, procCtx context.Context, bin string, 
 
 		args := []string{
 			"--etcd-servers=" + c.EtcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
+			"--bind-address=" + c.bindAddress,
+			"--advertise-address=" + c.bindAddress,
 			// Endpoints validation rejects loopback addresses, so the default
 			// "lease" reconciler would fail to publish 127.0.0.1 for the
 			// kubernetes Service and log an error every 10s. Nothing in
@@ -416,7 +457,7 @@ func (c *ControlPlane) startApiserver(ctx, procCtx context.Context, bin string, 
 			"--enable-priority-and-fairness=false",
 			"--profiling=false",
 		}
-		p, err := StartProcessWith(procCtx, ProcessOptions{Name: "kube-apiserver", LogPath: c.path("kube-apiserver.log"), StopGrace: stopTimeout},
+		p, err := StartProcessWith(procCtx, ProcessOptions{Name: "kube-apiserver", LogPath: c.path("kube-apiserver.log"), Netns: c.Netns, StopGrace: stopTimeout},
 			bin, append(args, extraArgs...)...)
 		if err != nil {
 			return err
@@ -520,12 +561,12 @@ func (c *ControlPlane) waitServing(ctx context.Context, p *Process, probe func(c
 
 // etcdHealthy checks etcd's /health endpoint, which reports false until the
 // member has a leader.
-func etcdHealthy(ctx context.Context, clientURL string) error {
+func etcdHealthy(ctx context.Context, client *http.Client, clientURL string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -553,12 +594,37 @@ func writeKubeconfig(path, server string, caPEM []byte, user string, kp keyPair)
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
+// httpClient returns a client for plain-HTTP servers of the control plane
+// (etcd), dialling inside Netns if set.
+func (c *ControlPlane) httpClient() *http.Client {
+	if c.Dial == nil {
+		return http.DefaultClient
+	}
+	// No keep-alive: an idle connection would keep the namespace alive
+	// after it is deleted.
+	return &http.Client{Transport: &http.Transport{DialContext: c.Dial, DisableKeepAlives: true}}
+}
+
+// freePort returns a TCP port on host that was free a moment ago: on
+// 127.0.0.1 as FreePort does, or inside Netns if set.
+func (c *ControlPlane) freePort(host string) (int, error) {
+	if c.Netns == "" {
+		return FreePort()
+	}
+	l, err := ListenInNetns(c.Netns, "tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePorts returns n distinct free ports on host (see freePort).
+func (c *ControlPlane) freePorts(host string, n int) ([]int, error) {
 	seen := map[int]bool{}
 	var ports []int
 	for len(ports) < n {
-		p, err := FreePort()
+		p, err := c.freePort(host)
 		if err != nil {
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}

@@ -5,6 +5,11 @@
 // binaries, routing daemons, possibly inside network namespaces — through
 // Process. Nothing here reaches beyond 127.0.0.1/::1 or needs containers.
 //
+// With Options.Netns the control plane runs inside a network namespace
+// instead (test/netlab builds those); the test process then talks to it
+// through NetnsDialer, which opens sockets inside the namespace, so it still
+// never needs an address or route of its own.
+//
 // The kube-apiserver binary is built from test/tools by hack/ensure-apiserver.sh
 // (make test runs it); etcd comes from the distribution (hack/ensure-deps.sh).
 //

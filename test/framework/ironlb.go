@@ -71,12 +71,16 @@ type CCMOptions struct {
 // CCM is a running ironlb-ccm.
 type CCM struct {
 	*Process
-	// Port serves /healthz and /metrics over HTTPS on 127.0.0.1.
+	// Port serves /healthz and /metrics over HTTPS on 127.0.0.1 (of the
+	// control plane's network namespace, if it has one).
 	Port int
+
+	dial Dialer // nil: the caller's namespace
 }
 
-// StartCCM runs the real ironlb-ccm binary against the control plane. It
-// returns once /healthz answers; the process stops when ctx ends.
+// StartCCM runs the real ironlb-ccm binary against the control plane, in the
+// control plane's network namespace if it has one. It returns once /healthz
+// answers; the process stops when ctx ends.
 func (c *ControlPlane) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, error) {
 	dir, err := IronLBBinaries()
 	if err != nil {
@@ -85,7 +89,7 @@ func (c *ControlPlane) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, err
 	if opts.Name == "" {
 		opts.Name = "ironlb-ccm"
 	}
-	port, err := FreePort()
+	port, err := c.freePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +104,12 @@ func (c *ControlPlane) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, err
 		args = append(args, "--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms")
 	}
 	args = append(args, opts.Args...)
-	p, err := StartProcess(ctx, opts.Name, filepath.Join(c.Dir, opts.Name+".log"), filepath.Join(dir, "ironlb-ccm"), args...)
+	p, err := StartProcessWith(ctx, ProcessOptions{Name: opts.Name, LogPath: filepath.Join(c.Dir, opts.Name+".log"), Netns: c.Netns},
+		filepath.Join(dir, "ironlb-ccm"), args...)
 	if err != nil {
 		return nil, err
 	}
-	ccm := &CCM{Process: p, Port: port}
+	ccm := &CCM{Process: p, Port: port, dial: c.Dial}
 	err = WaitFor(ctx, 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if p.Exited() {
 			return false, fmt.Errorf("%s exited:\n%s", opts.Name, p.LogTail(30))
@@ -121,7 +126,11 @@ func (c *ControlPlane) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, err
 
 // Get fetches path from the CCM's secure port (self-signed, so unverified).
 func (m *CCM) Get(ctx context.Context, path string) (int, string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test-only, loopback
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // test-only, loopback
+		DialContext:       m.dial,
+		DisableKeepAlives: true,
+	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", m.Port, path), nil)
 	if err != nil {
 		return 0, "", err
