@@ -1,0 +1,349 @@
+// Package e2e proves ironlb with real packets: a network lab of namespaces,
+// a real control plane, the real ironlb-ccm and one real ironlb-speaker per
+// node, and a client that resolves and reaches the VIPs.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/ironlb/ironlb/test/framework"
+	"github.com/ironlb/ironlb/test/labenv"
+	"github.com/ironlb/ironlb/test/netlab"
+)
+
+// The lab's VIPs lie outside its LAN subnet, so the pool names the
+// interface to announce on.
+const layer2Config = `
+pools:
+- name: l2
+  addresses: [203.0.113.10-203.0.113.99, "2001:db8:200::10-2001:db8:200::99"]
+  interfaces: [eth0]
+- name: l2-edge
+  addresses: [203.0.113.200-203.0.113.210]
+  interfaces: [eth0]
+  autoAssign: false
+  nodeSelector: {matchLabels: {edge: "true"}}
+`
+
+const (
+	ipTimeout       = 60 * time.Second
+	takeoverTimeout = 30 * time.Second
+)
+
+func startLayer2Env(t *testing.T) *labenv.Env {
+	t.Helper()
+	env, err := labenv.Start(t.Context(), labenv.Options{Nodes: 3, DualStack: true, Config: layer2Config, Dir: logDir(t), Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range env.Lab.Nodes() {
+				if p := env.Speaker(n.Name); p != nil {
+					t.Logf("speaker %s log tail:\n%s", n.Name, p.LogTail(25))
+				}
+			}
+			t.Logf("ccm log tail:\n%s", env.CCM.LogTail(25))
+		}
+		env.Close()
+	})
+	return env
+}
+
+func lbService(name string, opts ...func(*v1.Service)) *v1.Service {
+	s := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{}},
+		Spec: v1.ServiceSpec{
+			Type:  v1.ServiceTypeLoadBalancer,
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: labenv.HTTPPort}},
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func create(t *testing.T, env *labenv.Env, svc *v1.Service) netip.Addr {
+	t.Helper()
+	if _, err := env.Client.CoreV1().Services(svc.Namespace).Create(t.Context(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip, err := env.WaitForIP(t.Context(), svc.Namespace, svc.Name, ipTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ip
+}
+
+// waitAnswering waits until the VIP answers HTTP from the client with a
+// node that satisfies ok, and returns it.
+func waitAnswering(t *testing.T, env *labenv.Env, vip netip.Addr, ok func(node string) bool) string {
+	t.Helper()
+	var last string
+	var lastErr error
+	err := framework.WaitFor(t.Context(), takeoverTimeout, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
+		last, lastErr = env.Answering(ctx, vip, 500*time.Millisecond)
+		return lastErr == nil && ok(last), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: last answer %q (%v): %v", vip, last, lastErr, err)
+	}
+	return last
+}
+
+func anyNode(string) bool { return true }
+
+// announcer waits for the Announcing event that names who announces vip.
+func announcer(t *testing.T, env *labenv.Env, svc string, vip netip.Addr) string {
+	t.Helper()
+	msg, err := framework.WaitForEvent(t.Context(), env.Client, "default", svc, "Announcing", " announces "+vip.String()+" ", ipTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(msg)[0]
+}
+
+// arpingMACs returns the MACs that answer ARP for vip from the client.
+func arpingMACs(t *testing.T, env *labenv.Env, vip netip.Addr) []string {
+	t.Helper()
+	// Habets arping: -c count, -w deadline (s), -i interface; a non-zero
+	// exit just means no answer.
+	out, _ := env.Lab.Client().Exec(t.Context(), "arping", "-c", "2", "-w", "2", "-i", netlab.Iface, vip.String())
+	seen := map[string]bool{}
+	var macs []string
+	for _, f := range strings.Fields(out) {
+		if strings.Count(f, ":") == 5 && !seen[f] {
+			seen[f] = true
+			macs = append(macs, strings.ToLower(f))
+		}
+	}
+	return macs
+}
+
+func TestLayer2(t *testing.T) {
+	env := startLayer2Env(t)
+
+	t.Run("IPv4: ARP, neighbour cache and HTTP reach the announcing node", func(t *testing.T) {
+		vip := create(t, env, lbService("web"))
+		owner := announcer(t, env, "web", vip)
+		if got := waitAnswering(t, env, vip, anyNode); got != owner {
+			t.Errorf("HTTP answered by %s, the Event names %s", got, owner)
+		}
+		macs := arpingMACs(t, env, vip)
+		if len(macs) != 1 || env.NodeByMAC(macs[0]) != owner {
+			t.Errorf("ARP answers %v, want only %s's MAC", macs, owner)
+		}
+		if mac, _ := env.ClientNeighbor(t.Context(), vip); env.NodeByMAC(mac) != owner {
+			t.Errorf("client neighbour entry %q, want %s's MAC", mac, owner)
+		}
+	})
+
+	t.Run("IPv6: NDP, neighbour cache and HTTP", func(t *testing.T) {
+		vip := create(t, env, lbService("web6", func(s *v1.Service) {
+			s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
+		}))
+		if !vip.Is6() {
+			t.Fatalf("got %s, want an IPv6 VIP", vip)
+		}
+		owner := announcer(t, env, "web6", vip)
+		if got := waitAnswering(t, env, vip, anyNode); got != owner {
+			t.Errorf("HTTP over IPv6 answered by %s, the Event names %s", got, owner)
+		}
+		out, _ := env.Lab.Client().Exec(t.Context(), "ip", "-6", "neigh", "show", vip.String())
+		if !strings.Contains(strings.ToLower(out), env.Lab.Node(nodeIndex(env, owner)).MAC.String()) {
+			t.Errorf("client's IPv6 neighbour cache %q lacks %s's MAC", out, owner)
+		}
+	})
+
+	t.Run("spread: 30 services over 3 nodes", func(t *testing.T) {
+		perNode := map[string]int{}
+		for i := range 30 {
+			name := fmt.Sprintf("spread-%d", i)
+			vip := create(t, env, lbService(name))
+			perNode[waitAnswering(t, env, vip, anyNode)]++
+		}
+		t.Logf("distribution of 30 services: %v", perNode)
+		for _, n := range env.Lab.Nodes() {
+			if perNode[n.Name] == 0 {
+				t.Errorf("node %s announces none of 30 services: %v", n.Name, perNode)
+			}
+		}
+	})
+
+	t.Run("externalTrafficPolicy Local follows ready endpoints", func(t *testing.T) {
+		vip := create(t, env, lbService("local", func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }))
+		// No endpoint anywhere: nobody answers.
+		time.Sleep(time.Second)
+		if macs := arpingMACs(t, env, vip); len(macs) != 0 {
+			t.Errorf("with no endpoints, ARP answered by %v", macs)
+		}
+		for _, node := range []string{"n2", "n3"} {
+			setEndpoints(t, env, "local", node)
+			if got := waitAnswering(t, env, vip, func(n string) bool { return n == node }); got != node {
+				t.Fatalf("answered by %s, want %s (the endpoint's node)", got, node)
+			}
+		}
+		setEndpoints(t, env, "local", "")
+		err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(context.Context) (bool, error) {
+			return len(arpingMACs(t, env, vip)) == 0, nil
+		})
+		if err != nil {
+			t.Errorf("ARP still answered after every endpoint went: %v", err)
+		}
+	})
+
+	t.Run("config change moves ownership with no restart", func(t *testing.T) {
+		vip := create(t, env, lbService("edge", func(s *v1.Service) { s.Annotations["ironlb.io/pool"] = "l2-edge" }))
+		labelNode(t, env, "n1", "true")
+		if got := waitAnswering(t, env, vip, func(n string) bool { return n == "n1" }); got != "n1" {
+			t.Fatalf("answered by %s, want n1 (the only edge node)", got)
+		}
+		labelNode(t, env, "n1", "")
+		labelNode(t, env, "n3", "true")
+		waitAnswering(t, env, vip, func(n string) bool { return n == "n3" })
+		// And the pool's own selector: drop it, every node is eligible.
+		if err := framework.ApplyConfig(t.Context(), env.Client, strings.Replace(layer2Config, `nodeSelector: {matchLabels: {edge: "true"}}`, `nodeSelector: {matchLabels: {edge: "false"}}`, 1)); err != nil {
+			t.Fatal(err)
+		}
+		labelNode(t, env, "n2", "false")
+		waitAnswering(t, env, vip, func(n string) bool { return n == "n2" })
+	})
+
+	for _, fault := range []struct {
+		id, name string
+		inject   func(t *testing.T, node string)
+		repair   func(t *testing.T, node string)
+	}{
+		{"kill", "kill -9 the owner's speaker",
+			func(t *testing.T, node string) { _ = env.Speaker(node).Kill() },
+			func(t *testing.T, node string) { restartSpeaker(t, env, node) }},
+		{"linkdown", "owner's link down",
+			func(t *testing.T, node string) { setLink(t, env, node, false) },
+			func(t *testing.T, node string) { setLink(t, env, node, true); restartSpeaker(t, env, node) }},
+		{"sigterm", "SIGTERM the owner's speaker",
+			func(t *testing.T, node string) { _ = env.Speaker(node).Signal(syscall.SIGTERM) },
+			func(t *testing.T, node string) { restartSpeaker(t, env, node) }},
+	} {
+		t.Run("failover: "+fault.name, func(t *testing.T) {
+			vip := create(t, env, lbService("failover-"+fault.id))
+			owner := waitAnswering(t, env, vip, anyNode)
+			start := time.Now()
+			fault.inject(t, owner)
+			next := waitAnswering(t, env, vip, func(n string) bool { return n != owner })
+			t.Logf("%s: %s took over from %s; first answer after %v", fault.name, next, owner, time.Since(start))
+			// The client's neighbour entry moved (gratuitous ARP, or a fresh
+			// resolution), and the old owner is silent once its speaker is
+			// gone (a stopping speaker leaves first, then withdraws).
+			if p := env.Speaker(owner); fault.id == "sigterm" {
+				waitExit(t, p)
+			}
+			if mac, _ := env.ClientNeighbor(t.Context(), vip); env.NodeByMAC(mac) != next {
+				t.Errorf("client's neighbour entry %q, want %s's MAC", mac, next)
+			}
+			for _, mac := range arpingMACs(t, env, vip) {
+				if env.NodeByMAC(mac) != next {
+					t.Errorf("ARP answered by %s after the takeover", env.NodeByMAC(mac))
+				}
+			}
+			fault.repair(t, owner)
+		})
+	}
+}
+
+// nodeIndex is the lab's 1-based number of a node.
+func nodeIndex(env *labenv.Env, name string) int {
+	for i, n := range env.Lab.Nodes() {
+		if n.Name == name {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// setEndpoints replaces the service's EndpointSlice with one ready endpoint
+// on node ("" for none), as the EndpointSlice controller would.
+func setEndpoints(t *testing.T, env *labenv.Env, svc, node string) {
+	t.Helper()
+	slices := env.Client.DiscoveryV1().EndpointSlices("default")
+	_ = slices.Delete(t.Context(), svc+"-lab", metav1.DeleteOptions{})
+	if node == "" {
+		return
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-lab", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{env.Lab.Node(nodeIndex(env, node)).IPv4.String()},
+			NodeName: ptr.To(node), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(labenv.HTTPPort)), Protocol: ptr.To(v1.ProtocolTCP)}},
+	}
+	if _, err := slices.Create(t.Context(), es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func labelNode(t *testing.T, env *labenv.Env, node, edge string) {
+	t.Helper()
+	value := `null`
+	if edge != "" {
+		value = `"` + edge + `"`
+	}
+	patch := []byte(`{"metadata":{"labels":{"edge":` + value + `}}}`)
+	if _, err := env.Client.CoreV1().Nodes().Patch(t.Context(), node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setLink(t *testing.T, env *labenv.Env, node string, up bool) {
+	t.Helper()
+	if err := env.Lab.Node(nodeIndex(env, node)).SetLink(t.Context(), up); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func restartSpeaker(t *testing.T, env *labenv.Env, node string) {
+	t.Helper()
+	_ = env.Speaker(node).Kill()
+	if err := env.StartSpeaker(t.Context(), node); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitExit(t *testing.T, p *framework.Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not exit within 10 s of SIGTERM", p.Name)
+	}
+}
+
+// logDir keeps the lab's logs when the test fails, and says where.
+func logDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ironlb-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return dir
+}

@@ -1,0 +1,262 @@
+// Package labenv runs the whole of ironlb on a netlab network: a real
+// control plane in its namespace, ironlb-ccm beside it, one ironlb-speaker per
+// node namespace, a kube-proxy stand-in on every node and a client. The
+// end-to-end tests, the failover benchmark and the demo all start it here.
+package labenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ironlb/ironlb/test/framework"
+	"github.com/ironlb/ironlb/test/netlab"
+)
+
+// HTTPPort is where every node's kube-proxy stand-in answers for VIPs.
+const HTTPPort = 80
+
+// Options configure Start.
+type Options struct {
+	Nodes int
+	// Config is the ironlb-config config.yaml to apply before anything starts.
+	Config string
+	// DualStack gives the apiserver an IPv6 service range too.
+	DualStack bool
+	// SpeakerArgs are appended to every speaker's flags.
+	SpeakerArgs []string
+	// Routers and Client2 are passed to the lab (for BGP).
+	Routers []string
+	Client2 bool
+	// Dir keeps logs; default a temporary folder removed by Close.
+	Dir  string
+	Logf func(format string, args ...any)
+}
+
+// Env is a running ironlb on a lab.
+type Env struct {
+	Lab    *netlab.Lab
+	CP     *framework.ControlPlane
+	Client kubernetes.Interface
+	CCM    *framework.CCM
+
+	opts    Options
+	binDir  string
+	keyFile string
+
+	mu       sync.Mutex
+	speakers map[string]*framework.Process
+}
+
+// Start brings everything up. On error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	binDir, err := framework.IronLBBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cpOpts := framework.Options{}
+	if opts.DualStack {
+		cpOpts.ServiceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
+	}
+	lab, err := netlab.New(ctx, netlab.Options{Nodes: opts.Nodes, Client: true, Routers: opts.Routers, Client2: opts.Client2,
+		Dir: opts.Dir, ControlPlane: cpOpts, Logf: opts.Logf})
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Lab: lab, opts: opts, binDir: binDir, speakers: map[string]*framework.Process{}}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if err := lab.ServeVIPs(context.Background(), netlab.VIPv4, netlab.VIPv6, HTTPPort); err != nil {
+		return nil, err
+	}
+	// Layer2 VIPs sit outside the lab's LAN subnet, as an operator's
+	// dedicated VIP range on the same segment would: the client reaches
+	// them on-link, as a router with a connected route would.
+	for _, cmd := range [][]string{
+		{"ip", "route", "replace", netlab.VIPv4.String(), "dev", netlab.Iface},
+		{"ip", "-6", "route", "replace", netlab.VIPv6.String(), "dev", netlab.Iface},
+	} {
+		if _, err := lab.Client().Exec(ctx, cmd[0], cmd[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	if e.CP, err = lab.StartControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	e.Client = e.CP.Client
+	if opts.Config != "" {
+		if err := framework.ApplyConfig(ctx, e.Client, opts.Config); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.createNodes(ctx); err != nil {
+		return nil, err
+	}
+	if e.CCM, err = e.CP.StartCCM(context.Background(), framework.CCMOptions{Args: []string{"--allocation-retry-interval=2s"}}); err != nil {
+		return nil, err
+	}
+	if e.keyFile, err = writeKey(lab.Dir); err != nil {
+		return nil, err
+	}
+	for _, n := range lab.Nodes() {
+		if err := e.StartSpeaker(ctx, n.Name); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// createNodes registers a Node per lab node, as kubelet would, with its
+// InternalIP (speakers find each other through it).
+func (e *Env) createNodes(ctx context.Context) error {
+	for _, n := range e.Lab.Nodes() {
+		node := &v1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{v1.LabelHostname: n.Name}},
+			Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
+				{Type: v1.NodeInternalIP, Address: n.IPv4.String()},
+				{Type: v1.NodeInternalIP, Address: n.IPv6.String()},
+				{Type: v1.NodeHostName, Address: n.Name},
+			}},
+		}
+		if _, err := e.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// writeKey writes a fresh memberlist key, as the install generates one.
+func writeKey(dir string) (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "memberlist.key")
+	return path, os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600)
+}
+
+// StartSpeaker runs ironlb-speaker in node's namespace (again, after a kill).
+func (e *Env) StartSpeaker(ctx context.Context, node string) error {
+	host := e.node(node)
+	if host == nil {
+		return fmt.Errorf("no node %s", node)
+	}
+	args := append([]string{
+		"--kubeconfig=" + e.CP.Kubeconfig,
+		"--node-name=" + node,
+		"--memberlist-key-file=" + e.keyFile,
+		"--memberlist-bind-address=" + host.IPv4.String(),
+		"--metrics-bind-address=" + host.IPv4.String() + ":7472",
+		"--v=2",
+	}, e.opts.SpeakerArgs...)
+	p, err := host.StartProcess(context.Background(), "speaker-"+node, filepath.Join(e.binDir, "ironlb-speaker"), args...)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.speakers[node] = p
+	e.mu.Unlock()
+	return nil
+}
+
+// Speaker returns node's speaker process.
+func (e *Env) Speaker(node string) *framework.Process {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.speakers[node]
+}
+
+func (e *Env) node(name string) *netlab.Host {
+	for _, n := range e.Lab.Nodes() {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// NodeByMAC names the node owning a MAC address, or "".
+func (e *Env) NodeByMAC(mac string) string {
+	for _, n := range e.Lab.Nodes() {
+		if strings.EqualFold(n.MAC.String(), mac) {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// WaitForIP waits for a service's first load-balancer address.
+func (e *Env) WaitForIP(ctx context.Context, namespace, name string, timeout time.Duration) (netip.Addr, error) {
+	ips, err := framework.WaitForIngress(ctx, e.Client, namespace, name, 1, timeout)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return netip.ParseAddr(ips[0])
+}
+
+// Answering asks the VIP over HTTP from the client and returns the node that
+// answered (one fresh connection, bounded by timeout).
+func (e *Env) Answering(ctx context.Context, vip netip.Addr, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	body, err := e.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, HTTPPort)))
+	if err != nil {
+		return "", err
+	}
+	node, ok := strings.CutPrefix(strings.TrimSpace(body), "node=")
+	if !ok {
+		return "", fmt.Errorf("unexpected answer %q", body)
+	}
+	return node, nil
+}
+
+// ClientNeighbor returns the MAC the client's kernel has for vip ("" if none
+// or not resolved).
+func (e *Env) ClientNeighbor(ctx context.Context, vip netip.Addr) (string, error) {
+	out, err := e.Lab.Client().Exec(ctx, "ip", "neigh", "show", vip.String(), "dev", netlab.Iface)
+	if err != nil {
+		return "", err
+	}
+	fields := strings.Fields(out)
+	for i, f := range fields {
+		if f == "lladdr" && i+1 < len(fields) {
+			return fields[i+1], nil
+		}
+	}
+	return "", nil
+}
+
+// Close stops everything (speakers, CCM, control plane) and removes the lab.
+func (e *Env) Close() {
+	e.mu.Lock()
+	procs := make([]*framework.Process, 0, len(e.speakers))
+	for _, p := range e.speakers {
+		procs = append(procs, p)
+	}
+	e.mu.Unlock()
+	for _, p := range procs {
+		_ = p.Stop(3 * time.Second)
+	}
+	if e.CCM != nil {
+		_ = e.CCM.Stop(3 * time.Second)
+	}
+	_ = e.Lab.Close()
+}
