@@ -18,8 +18,9 @@ import (
 // published meta under memberlist's 512-byte limit on busy nodes.
 var virtualPrefixes = []string{"lo", "veth", "cali", "cni", "flannel", "docker", "kube-ipvs", "cilium", "lxc", "vxlan", "tunl", "genev", "ironlb", "nodelocaldns", "tap", "virbr"}
 
-// localMeta describes this node's usable interfaces and their prefixes.
-func localMeta() (membership.Meta, error) {
+// LocalMeta describes this node's usable interfaces and their prefixes, as
+// published to the other speakers.
+func LocalMeta() (membership.Meta, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return membership.Meta{}, err

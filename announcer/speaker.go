@@ -219,7 +219,7 @@ func (s *Speaker) processNext(ctx context.Context) bool {
 }
 
 func (s *Speaker) publishMeta() {
-	meta, err := localMeta()
+	meta, err := LocalMeta()
 	if err != nil {
 		klog.ErrorS(err, "Reading local interfaces failed")
 		return
@@ -241,6 +241,15 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	alive := s.members.Alive()
 	memberCount.Set(float64(len(alive)))
+	for _, m := range alive {
+		if !m.MetaKnown {
+			// Electing without a member's interfaces would pick an owner
+			// that changes a moment later; its meta is on the way.
+			klog.V(2).InfoS("Waiting for a member's interfaces before electing", "member", m.Name)
+			s.queue.AddAfter(syncKey, 100*time.Millisecond)
+			return nil
+		}
+	}
 
 	want := map[netip.Addr]announcement{}
 	for ip, holders := range addressesOf(services) {
@@ -338,8 +347,14 @@ func (s *Speaker) joinLoop(ctx context.Context) {
 	retry := joinRetry
 	for {
 		missing := s.joinNodes()
-		if missing == 0 && !s.hasJoined() {
+		switch {
+		case s.hasJoined():
+		case missing == 0:
 			s.markJoined("met every speaker")
+		case len(s.members.Alive()) > 1:
+			// Joining one member syncs its whole view of the cluster; a
+			// node that stays silent is down as far as that view goes.
+			s.markJoined("joined the cluster")
 		}
 		wait := joinRetryMax
 		if missing > 0 {

@@ -99,7 +99,7 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 	t.Helper()
 	var members []membership.Member
 	for _, n := range nodeNames {
-		members = append(members, membership.Member{Name: n, Meta: lanMeta()})
+		members = append(members, membership.Member{Name: n, Meta: lanMeta(), MetaKnown: true})
 	}
 	out := map[string][]string{}
 	for _, self := range nodeNames {

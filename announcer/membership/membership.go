@@ -58,7 +58,7 @@ type Config struct {
 // prefixes on them, so every speaker can tell which nodes may announce an
 // address without asking them.
 type Meta struct {
-	Interfaces map[string][]string `json:"if,omitempty"`
+	Interfaces map[string][]string `json:"if"`
 }
 
 // Member is an alive member as others see it.
@@ -66,6 +66,8 @@ type Member struct {
 	Name string
 	Addr string
 	Meta Meta
+	// MetaKnown is false until the member's meta has reached this node.
+	MetaKnown bool
 }
 
 // Members is this node's view of the cluster of speakers.
@@ -143,8 +145,8 @@ func (m *Members) Alive() []Member {
 	var out []Member
 	for _, n := range m.list.Members() {
 		var meta Meta
-		_ = json.Unmarshal(n.Meta, &meta) // an unreadable meta reads as no interfaces
-		out = append(out, Member{Name: n.Name, Addr: n.Addr.String(), Meta: meta})
+		known := json.Unmarshal(n.Meta, &meta) == nil // an unreadable meta reads as not yet known
+		out = append(out, Member{Name: n.Name, Addr: n.Addr.String(), Meta: meta, MetaKnown: known})
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out

@@ -123,9 +123,15 @@ func run(ctx context.Context, o *options) error {
 			return err
 		}
 	}
+	// Published from the first message on, so no speaker elects without
+	// knowing this node's interfaces.
+	meta, err := announcer.LocalMeta()
+	if err != nil {
+		return fmt.Errorf("reading local interfaces: %w", err)
+	}
 	members, err := membership.Start(membership.Config{
 		NodeName: o.nodeName, BindAddr: o.memberlistBind, Port: o.memberlistPort, AdvertiseAddr: advertise,
-		SecretKey: key, Timing: o.timing,
+		SecretKey: key, Timing: o.timing, Meta: meta,
 	})
 	if err != nil {
 		return err

@@ -152,6 +152,25 @@ func TestLayer2(t *testing.T) {
 		}
 	})
 
+	t.Run("speakers run with CAP_NET_RAW only", func(t *testing.T) {
+		const netRaw = 1 << 13 // CAP_NET_RAW
+		for _, n := range env.Lab.Nodes() {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", env.Speaker(n.Name).Pid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+					var eff uint64
+					fmt.Sscanf(strings.TrimSpace(v), "%x", &eff)
+					if eff != netRaw {
+						t.Errorf("speaker on %s has effective capabilities %#x, want only CAP_NET_RAW (%#x)", n.Name, eff, netRaw)
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("IPv6: NDP, neighbour cache and HTTP", func(t *testing.T) {
 		vip := create(t, env, lbService("web6", func(s *v1.Service) {
 			s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
@@ -314,11 +333,16 @@ func setLink(t *testing.T, env *labenv.Env, node string, up bool) {
 	}
 }
 
+// restartSpeaker starts node's speaker afresh and waits until every speaker
+// sees all the others again, so the next check starts from one agreed view.
 func restartSpeaker(t *testing.T, env *labenv.Env, node string) {
 	t.Helper()
 	_ = env.Speaker(node).Kill()
 	if err := env.StartSpeaker(t.Context(), node); err != nil {
 		t.Fatal(err)
+	}
+	if err := env.WaitConverged(t.Context(), takeoverTimeout); err != nil {
+		t.Fatalf("speakers did not converge after restarting %s: %v", node, err)
 	}
 }
 

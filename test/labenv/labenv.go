@@ -28,6 +28,9 @@ import (
 // HTTPPort is where every node's kube-proxy stand-in answers for VIPs.
 const HTTPPort = 80
 
+// speakerMetricsPort serves each speaker's /metrics on its node address.
+const speakerMetricsPort = 7472
+
 // Options configure Start.
 type Options struct {
 	Nodes int
@@ -37,6 +40,10 @@ type Options struct {
 	DualStack bool
 	// SpeakerArgs are appended to every speaker's flags.
 	SpeakerArgs []string
+	// SpeakerCapabilities are the only capabilities speakers run with, as
+	// the DaemonSet grants them (setpriv names, e.g. "net_raw"). Default
+	// net_raw: all layer2 needs.
+	SpeakerCapabilities []string
 	// Routers and Client2 are passed to the lab (for BGP).
 	Routers []string
 	Client2 bool
@@ -159,15 +166,24 @@ func (e *Env) StartSpeaker(ctx context.Context, node string) error {
 	if host == nil {
 		return fmt.Errorf("no node %s", node)
 	}
+	caps := e.opts.SpeakerCapabilities
+	if len(caps) == 0 {
+		caps = []string{"net_raw"}
+	}
+	// Root, but with every capability dropped except these: what the
+	// DaemonSet's securityContext gives the speaker.
+	keep := "-all,+" + strings.Join(caps, ",+")
 	args := append([]string{
+		"--bounding-set=" + keep, "--inh-caps=" + keep, "--no-new-privs",
+		filepath.Join(e.binDir, "ironlb-speaker"),
 		"--kubeconfig=" + e.CP.Kubeconfig,
 		"--node-name=" + node,
 		"--memberlist-key-file=" + e.keyFile,
 		"--memberlist-bind-address=" + host.IPv4.String(),
-		"--metrics-bind-address=" + host.IPv4.String() + ":7472",
+		"--metrics-bind-address=" + netip.AddrPortFrom(host.IPv4, speakerMetricsPort).String(),
 		"--v=2",
 	}, e.opts.SpeakerArgs...)
-	p, err := host.StartProcess(context.Background(), "speaker-"+node, filepath.Join(e.binDir, "ironlb-speaker"), args...)
+	p, err := host.StartProcess(context.Background(), "speaker-"+node, "setpriv", args...)
 	if err != nil {
 		return err
 	}
@@ -259,4 +275,20 @@ func (e *Env) Close() {
 		_ = e.CCM.Stop(3 * time.Second)
 	}
 	_ = e.Lab.Close()
+}
+
+// WaitConverged waits until every running speaker sees all of them as
+// members, read from each speaker's own /metrics: after a restart or a link
+// coming back, until then two speakers may elect differently.
+func (e *Env) WaitConverged(ctx context.Context, timeout time.Duration) error {
+	want := fmt.Sprintf("ironlb_speaker_members %d", len(e.Lab.Nodes()))
+	return framework.WaitFor(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		for _, n := range e.Lab.Nodes() {
+			body, err := n.HTTPGet(ctx, fmt.Sprintf("http://%s/metrics", netip.AddrPortFrom(n.IPv4, speakerMetricsPort)))
+			if err != nil || !strings.Contains(body, want+"\n") {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
