@@ -27,9 +27,11 @@ test: deps apiserver fmt-check vet unit fuzz integration
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
-## integration: against a real etcd + kube-apiserver started by the tests.
+## integration: against a real etcd + kube-apiserver started by the tests, and
+## end to end on the network lab (root). One package at a time: the lab's
+## failover tests measure timing and must not share two cores with a build.
 integration: build
-	$(GO) test -count=1 -timeout 20m ./test/...
+	IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 25m ./test/...
 
 vet:
 	$(GO) vet ./...
@@ -58,3 +60,25 @@ cluster-down:
 
 clean:
 	rm -rf $(BIN)
+
+## bench-e2e: LoadBalancer IP latency end to end through the real ironlb-ccm
+## (e.g. BENCH_E2E_ARGS="-n 1000 -syncs 1,10 -out bench-e2e.md").
+.PHONY: bench-e2e
+bench-e2e: build deps apiserver
+	$(GO) run ./test/cmd/bench-e2e $(BENCH_E2E_ARGS)
+
+## lab-up / lab-down: the network lab (namespaces on a bridge: nodes, a client,
+## a router, a control plane at 198.51.100.2) to poke at by hand as root
+## (e.g. LAB_ARGS="-nodes 5 -client2"); lab-up prints how to use it.
+.PHONY: lab-up lab-down
+lab-up: deps apiserver
+	@$(GO) run ./test/cmd/lab up $(LAB_ARGS)
+
+lab-down:
+	@$(GO) run ./test/cmd/lab down
+
+## bench-failover: layer2 failover times and speaker memory on the network
+## lab (root); e.g. BENCH_FAILOVER_ARGS="-trials 20 -out docs/benchmarks.md".
+.PHONY: bench-failover
+bench-failover: build deps apiserver
+	$(GO) run ./test/cmd/bench-failover $(BENCH_FAILOVER_ARGS)
