@@ -2,6 +2,7 @@ package announcer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -257,14 +258,14 @@ func (s *Speaker) sync(ctx context.Context) error {
 		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
 			continue
 		}
-		owner, ok := Owner(ip, s.candidates(ip, pool, holders, alive))
-		if !ok || owner != s.opts.NodeName {
-			continue
+		if iface, ok := s.announces(ip, pool, s.candidates(ip, pool, holders, alive)); ok {
+			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders)}
 		}
-		iface := interfaceFor(ip, pool.Interfaces, selfMeta(alive, s.opts.NodeName))
-		want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders)}
 	}
 
+	// Every protocol gets its set even when another fails: one mode's
+	// trouble must not freeze the others.
+	var errs []error
 	for mode, p := range s.opts.Protocols {
 		set := map[netip.Addr]string{}
 		for ip, a := range want {
@@ -273,31 +274,65 @@ func (s *Speaker) sync(ctx context.Context) error {
 			}
 		}
 		if err := p.SetAnnounced(ctx, set); err != nil {
-			return fmt.Errorf("%s: %w", mode, err)
+			errs = append(errs, fmt.Errorf("%s: %w", mode, err))
 		}
 		announcedAddresses.WithLabelValues(string(mode)).Set(float64(len(set)))
 	}
 	s.recordChanges(services, want)
-	return nil
+	return errors.Join(errs...)
+}
+
+// announces decides whether this node announces ip, and on which interface
+// ("" for vip mode's off-subnet interface).
+//   - layer2 and vip: one owner among the nodes with an interface for ip.
+//   - vip with ip on no node's subnet: every eligible node, on the dummy (or
+//     fallback) interface, for a routing daemon to pick up.
+//   - bgp: every eligible node; routers spread traffic with ECMP.
+func (s *Speaker) announces(ip netip.Addr, pool *config.Pool, candidates []candidate) (string, bool) {
+	self := s.opts.NodeName
+	var mine *candidate
+	var withInterface []string
+	for i, c := range candidates {
+		if c.name == self {
+			mine = &candidates[i]
+		}
+		if c.iface != "" {
+			withInterface = append(withInterface, c.name)
+		}
+	}
+	if mine == nil {
+		return "", false
+	}
+	switch {
+	case pool.Mode == config.ModeBGP:
+		return mine.iface, true
+	case pool.Mode == config.ModeVIP && len(withInterface) == 0 && len(pool.Interfaces) == 0:
+		return "", true
+	}
+	owner, ok := Owner(ip, withInterface)
+	return mine.iface, ok && owner == self
+}
+
+// candidate is an alive node that may announce an address, with the
+// interface it would use ("" when it has none for the address).
+type candidate struct {
+	name, iface string
 }
 
 // candidates are the alive nodes that may announce ip: selected by the
-// pool's nodeSelector, with an interface to announce it on, and, for services
-// with externalTrafficPolicy Local, a ready endpoint.
-func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Service, alive []membership.Member) []string {
-	var out []string
+// pool's nodeSelector and, for services with externalTrafficPolicy Local,
+// holding a ready endpoint.
+func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Service, alive []membership.Member) []candidate {
+	var out []candidate
 	for _, m := range alive {
 		node, err := s.nodes.Get(m.Name)
 		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
 			continue
 		}
-		if interfaceFor(ip, pool.Interfaces, m.Meta) == "" {
-			continue
-		}
 		if !s.hasLocalEndpoints(m.Name, holders) {
 			continue
 		}
-		out = append(out, m.Name)
+		out = append(out, candidate{name: m.Name, iface: interfaceFor(ip, pool.Interfaces, m.Meta)})
 	}
 	return out
 }
@@ -507,15 +542,6 @@ func poolFor(cfg *config.Config, ip netip.Addr) *config.Pool {
 		}
 	}
 	return nil
-}
-
-func selfMeta(alive []membership.Member, self string) membership.Meta {
-	for _, m := range alive {
-		if m.Name == self {
-			return m.Meta
-		}
-	}
-	return membership.Meta{}
 }
 
 func serviceKeys(svcs []*v1.Service) []string {

@@ -104,10 +104,13 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 	out := map[string][]string{}
 	for _, self := range nodeNames {
 		client := fake.NewClientset(objects...)
-		proto := &recordingProtocol{}
+		protos := map[config.Mode]Protocol{}
+		for _, m := range config.Modes {
+			protos[m] = &recordingProtocol{}
+		}
 		s := NewSpeaker(client, &fakeMembers{members: members, changes: make(chan struct{})}, SpeakerOptions{
 			NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
-			Protocols: map[config.Mode]Protocol{config.ModeLayer2: proto},
+			Protocols: protos,
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		for _, f := range s.factories {
@@ -119,11 +122,14 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 			t.Fatal(err)
 		}
 		cancel()
-		for ip, iface := range proto.get() {
-			if iface != "eth0" {
-				t.Errorf("%s announces %s on %q, want eth0", self, ip, iface)
+		for _, m := range config.Modes {
+			for ip, iface := range protos[m].(*recordingProtocol).get() {
+				who := self
+				if iface != "eth0" {
+					who += "@" + iface // off-subnet (vip) or no interface (bgp)
+				}
+				out[ip.String()] = append(out[ip.String()], who)
 			}
-			out[ip.String()] = append(out[ip.String()], self)
 		}
 	}
 	return out
@@ -169,10 +175,30 @@ func TestSpeakerElection(t *testing.T) {
 			t.Errorf("Local service with no ready endpoint announced by %v", by)
 		}
 	})
-	t.Run("other modes and unknown addresses are not layer2's", func(t *testing.T) {
-		got := announcedBy(t, append(base, lbWithIP("b", "198.51.100.100", false), lbWithIP("x", "198.51.100.7", false)), nodes)
-		if len(got) != 0 {
+	t.Run("addresses in no pool are not announced", func(t *testing.T) {
+		if got := announcedBy(t, append(base, lbWithIP("x", "198.51.100.7", false)), nodes); len(got) != 0 {
 			t.Errorf("announced %v", got)
+		}
+	})
+	t.Run("bgp: every eligible node announces", func(t *testing.T) {
+		got := announcedBy(t, append(base, lbWithIP("b", "198.51.100.100", false)), nodes)
+		if by := fmt.Sprint(got["198.51.100.100"]); by != "[n1 n2 n3]" && by != "[node-1 node-2 node-3]" {
+			t.Errorf("bgp address announced by %v, want all three nodes", by)
+		}
+		got = announcedBy(t, append(base, lbWithIP("b", "198.51.100.100", true), slice("b", "node-2", true)), nodes)
+		if by := fmt.Sprint(got["198.51.100.100"]); by != "[node-2]" {
+			t.Errorf("bgp address of a Local service announced by %v, want node-2 (its endpoint)", by)
+		}
+	})
+	t.Run("vip: one owner on the subnet, every node off it", func(t *testing.T) {
+		cfg := &v1.ConfigMap{ObjectMeta: cm.ObjectMeta, Data: map[string]string{config.ConfigMapKey: "pools:\n- name: onlink\n  addresses: [198.51.100.50]\n  mode: vip\n- name: routed\n  addresses: [\"2001:db8:9::1\"]\n  mode: vip\n"}}
+		got := announcedBy(t, []runtime.Object{cfg, node("node-1", nil), node("node-2", nil), node("node-3", nil),
+			lbWithIP("on", "198.51.100.50", false), lbWithIP("off", "2001:db8:9::1", false)}, nodes)
+		if by := got["198.51.100.50"]; len(by) != 1 {
+			t.Errorf("on-subnet vip announced by %v, want one node", by)
+		}
+		if by := fmt.Sprint(got["2001:db8:9::1"]); by != "[node-1@ node-2@ node-3@]" {
+			t.Errorf("off-subnet vip announced by %v, want every node on the off-subnet interface", by)
 		}
 	})
 	t.Run("a node without an interface on the subnet is skipped", func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/ironlb/ironlb/announcer"
 	"github.com/ironlb/ironlb/announcer/layer2"
 	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/announcer/vip"
 	"github.com/ironlb/ironlb/config"
 )
 
@@ -47,7 +48,8 @@ type options struct {
 	memberlistKeyFile   string
 	timing              membership.Timing
 
-	shutdownGrace time.Duration
+	vipFallbackInterface string
+	shutdownGrace        time.Duration
 }
 
 func defaultOptions() *options {
@@ -60,6 +62,8 @@ func defaultOptions() *options {
 		memberlistPort:  membership.DefaultPort,
 		timing:          membership.DefaultTiming(),
 		shutdownGrace:   2 * time.Second,
+
+		vipFallbackInterface: vip.DefaultFallbackInterface,
 	}
 }
 
@@ -77,6 +81,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.timing.ProbeTimeout, "memberlist-probe-timeout", o.timing.ProbeTimeout, "How long a probe waits for an answer.")
 	fs.DurationVar(&o.timing.GossipInterval, "memberlist-gossip-interval", o.timing.GossipInterval, "How often gossip is sent.")
 	fs.IntVar(&o.timing.SuspicionMult, "memberlist-suspicion-mult", o.timing.SuspicionMult, "Suspicion timeout multiplier: higher is slower but more tolerant of packet loss.")
+	fs.StringVar(&o.vipFallbackInterface, "vip-fallback-interface", o.vipFallbackInterface, "vip mode: where addresses on no node subnet go when the kernel cannot create the ironlb0 dummy interface.")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "How long a graceful stop waits for the leave to reach other speakers.")
 }
 
@@ -139,9 +144,19 @@ func run(ctx context.Context, o *options) error {
 	l2 := layer2.New(layer2.Options{OnGratuitous: func(iface string, family layer2.Family) {
 		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
 	}})
+	vips, err := vip.New(ctx, vip.Options{FallbackInterface: o.vipFallbackInterface, OnGratuitous: func(iface string, family vip.Family) {
+		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
+	}})
+	if err != nil {
+		return fmt.Errorf("vip mode: %w", err)
+	}
+	// A killed predecessor cannot have removed its addresses.
+	if err := vips.Cleanup(ctx); err != nil {
+		klog.ErrorS(err, "Removing addresses left by a previous run failed")
+	}
 	speaker := announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
 		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,
-		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2},
+		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2, config.ModeVIP: vips},
 	})
 	go serveMetrics(ctx, o.metricsAddr)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
@@ -157,6 +172,10 @@ func run(ctx context.Context, o *options) error {
 		klog.ErrorS(err, "Leaving memberlist failed")
 	}
 	speaker.Withdraw(shutdownCtx)
+	if err := vips.Cleanup(shutdownCtx); err != nil {
+		klog.ErrorS(err, "Removing vip addresses on the way out failed")
+	}
+	_ = vips.Close()
 	_ = l2.Close()
 	klog.InfoS("ironlb-speaker stopped", "node", o.nodeName)
 	return runErr
