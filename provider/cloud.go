@@ -43,6 +43,9 @@ type Options struct {
 	// StartupTimeout bounds how long a call waits for the provider to load its
 	// config and existing allocations before asking to be retried.
 	StartupTimeout time.Duration
+	// MemberlistKeySecret names the Secret (in ConfigNamespace) holding the
+	// speakers' gossip key; it is created when missing. "" disables that.
+	MemberlistKeySecret string
 }
 
 // DefaultOptions returns the options used when no flag is given.
@@ -52,6 +55,8 @@ func DefaultOptions() Options {
 		ConfigName:      config.DefaultConfigMapName,
 		RetryInterval:   10 * time.Second,
 		StartupTimeout:  30 * time.Second,
+
+		MemberlistKeySecret: "ironlb-memberlist",
 	}
 }
 
@@ -61,6 +66,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ConfigName, "config-name", o.ConfigName, "Name of the ConfigMap holding ironlb's pools (key "+config.ConfigMapKey+").")
 	fs.DurationVar(&o.RetryInterval, "allocation-retry-interval", o.RetryInterval, "How soon a service that could not get an address is tried again.")
 	fs.DurationVar(&o.StartupTimeout, "startup-timeout", o.StartupTimeout, "How long a call waits for the config and existing allocations to load before it is retried.")
+	fs.StringVar(&o.MemberlistKeySecret, "memberlist-key-secret", o.MemberlistKeySecret, "Secret in --config-namespace holding the speakers' gossip key (key \""+MemberlistKeySecretKey+"\"); created with a random key when missing. Empty: never create it.")
 }
 
 // Register makes the provider known to cloudprovider.InitCloudProvider.
@@ -129,6 +135,10 @@ func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, 
 // ctx ends, or early with an error if the caches never sync.
 func (c *Cloud) start(ctx context.Context, client kubernetes.Interface, recorder record.EventRecorder) error {
 	c.client, c.recorder = client, recorder
+	if err := ensureMemberlistKey(ctx, client, c.opts.ConfigNamespace, c.opts.MemberlistKeySecret); err != nil {
+		// Speakers wait for the Secret; allocation does not need it.
+		klog.ErrorS(err, "The speakers' memberlist key could not be ensured")
+	}
 	w := newConfigWatcher(c, client)
 	if err := w.waitForSync(ctx); err != nil {
 		return err

@@ -508,3 +508,23 @@ func TestInstanceMetadata(t *testing.T) {
 		t.Errorf("addresses = %v, want %v", md.NodeAddresses, want)
 	}
 }
+
+func TestMemberlistKeyCreatedOnce(t *testing.T) {
+	c := startTestCloud(t, testConfig)
+	secret, err := c.client.CoreV1().Secrets(config.DefaultNamespace).Get(context.Background(), "ironlb-memberlist", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("memberlist key Secret not created: %v", err)
+	}
+	key := string(secret.Data[MemberlistKeySecretKey])
+	if len(key) != 64 {
+		t.Fatalf("key %q is not 32 bytes in hex", key)
+	}
+	// An existing key is never replaced.
+	if err := ensureMemberlistKey(context.Background(), c.client, config.DefaultNamespace, "ironlb-memberlist"); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := c.client.CoreV1().Secrets(config.DefaultNamespace).Get(context.Background(), "ironlb-memberlist", metav1.GetOptions{})
+	if string(again.Data[MemberlistKeySecretKey]) != key {
+		t.Error("the key changed")
+	}
+}
