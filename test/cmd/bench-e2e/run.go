@@ -294,8 +294,8 @@ func createServices(ctx context.Context, client kubernetes.Interface, n, clients
 }
 
 // waitForIPs waits until every successfully created Service has an IP, and
-// reports whether it stopped short: ctx ended or one of the processes in died
-// exited. It logs progress every progressEvery Services (and a heartbeat when
+// reports whether it stopped short: ctx ended, or a channel in died closed
+// (a process the run needs exited). It logs progress every progressEvery Services (and a heartbeat when
 // nothing moves) so a person can see the run is alive.
 func waitForIPs(ctx context.Context, tr *tracker, c *creation, start time.Time, n int, died ...<-chan struct{}) (stopped bool) {
 	// Either process dying ends the wait: merge their channels into one.
