@@ -82,3 +82,12 @@ lab-down:
 .PHONY: bench-failover
 bench-failover: build deps apiserver
 	$(GO) run ./test/cmd/bench-failover $(BENCH_FAILOVER_ARGS)
+
+## demo: ironlb running for real on the network lab (root): a control plane,
+## three nodes with speakers, a client; prints who announces what and what
+## the client gets. make demo-down removes it.
+.PHONY: demo demo-down
+demo: deps apiserver build
+	@IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) run ./test/cmd/lab up -ironlb -service-cidr=198.18.0.0/16,2001:db8:ffff::/112
+
+demo-down: lab-down

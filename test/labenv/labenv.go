@@ -67,8 +67,44 @@ type Env struct {
 	speakers map[string]*framework.Process
 }
 
-// Start brings everything up. On error nothing is left running.
+// Start builds a lab with its control plane and brings ironlb up on it. On
+// error nothing is left running.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	cpOpts := framework.Options{}
+	if opts.DualStack {
+		cpOpts.ServiceCIDR = DualStackServiceCIDR
+	}
+	lab, err := netlab.New(ctx, netlab.Options{Nodes: opts.Nodes, Client: true, Routers: opts.Routers, Client2: opts.Client2,
+		Dir: opts.Dir, ControlPlane: cpOpts, Logf: opts.Logf})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = lab.Close()
+		}
+	}()
+	if err := lab.ServeVIPs(context.Background(), netlab.VIPv4, netlab.VIPv6, HTTPPort); err != nil {
+		return nil, err
+	}
+	cp, err := lab.StartControlPlane(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Run(ctx, lab, cp, opts)
+}
+
+// DualStackServiceCIDR is the service range of a dual-stack lab.
+const DualStackServiceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
+
+// Run brings ironlb up on a lab whose control plane runs and whose nodes
+// serve the VIP ranges (Lab.ServeVIPs): the config, a Node per lab node,
+// ironlb-ccm and one speaker per node. Close stops them and the lab. On
+// error what Run started is stopped; the lab is left to the caller.
+func Run(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, opts Options) (_ *Env, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -76,24 +112,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cpOpts := framework.Options{}
-	if opts.DualStack {
-		cpOpts.ServiceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
-	}
-	lab, err := netlab.New(ctx, netlab.Options{Nodes: opts.Nodes, Client: true, Routers: opts.Routers, Client2: opts.Client2,
-		Dir: opts.Dir, ControlPlane: cpOpts, Logf: opts.Logf})
-	if err != nil {
-		return nil, err
-	}
-	e := &Env{Lab: lab, opts: opts, binDir: binDir, speakers: map[string]*framework.Process{}}
+	e := &Env{Lab: lab, CP: cp, Client: cp.Client, opts: opts, binDir: binDir, speakers: map[string]*framework.Process{}}
 	defer func() {
 		if err != nil {
-			e.Close()
+			e.Stop()
 		}
 	}()
-	if err := lab.ServeVIPs(context.Background(), netlab.VIPv4, netlab.VIPv6, HTTPPort); err != nil {
-		return nil, err
-	}
 	// Layer2 VIPs sit outside the lab's LAN subnet, as an operator's
 	// dedicated VIP range on the same segment would: the client reaches
 	// them on-link, as a router with a connected route would.
@@ -105,10 +129,6 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
-	if e.CP, err = lab.StartControlPlane(ctx); err != nil {
-		return nil, err
-	}
-	e.Client = e.CP.Client
 	if opts.Config != "" {
 		if err := framework.ApplyConfig(ctx, e.Client, opts.Config); err != nil {
 			return nil, err
@@ -117,7 +137,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.createNodes(ctx); err != nil {
 		return nil, err
 	}
-	if e.CCM, err = e.CP.StartCCM(context.Background(), framework.CCMOptions{Args: []string{"--allocation-retry-interval=2s"}}); err != nil {
+	opts.Logf("labenv: starting ironlb-ccm and %d speakers", len(lab.Nodes()))
+	if e.CCM, err = cp.StartCCM(context.Background(), framework.CCMOptions{Args: []string{"--allocation-retry-interval=2s"}}); err != nil {
 		return nil, err
 	}
 	if e.keyFile, err = writeKey(lab.Dir); err != nil {
@@ -262,6 +283,12 @@ func (e *Env) ClientNeighbor(ctx context.Context, vip netip.Addr) (string, error
 
 // Close stops everything (speakers, CCM, control plane) and removes the lab.
 func (e *Env) Close() {
+	e.Stop()
+	_ = e.Lab.Close()
+}
+
+// Stop stops the speakers and the CCM, leaving the lab up.
+func (e *Env) Stop() {
 	e.mu.Lock()
 	procs := make([]*framework.Process, 0, len(e.speakers))
 	for _, p := range e.speakers {
@@ -274,7 +301,6 @@ func (e *Env) Close() {
 	if e.CCM != nil {
 		_ = e.CCM.Stop(3 * time.Second)
 	}
-	_ = e.Lab.Close()
 }
 
 // WaitConverged waits until every running speaker sees all of them as

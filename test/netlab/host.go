@@ -6,12 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ironlb/ironlb/test/framework"
@@ -143,38 +140,13 @@ func (h *Host) Listen(network, addr string) (net.Listener, error) {
 	return framework.ListenInNetns(h.Netns, network, addr)
 }
 
-// HTTPGet fetches url from this host, over a fresh connection each time (so
-// every call resolves and routes anew, as a failover test needs), and
-// returns the body. A status other than 200 is an error. A ctx without
-// deadline is bounded to 10 s.
+// HTTPGet fetches url from this host; see framework.HTTPGetFrom.
 func (h *Host) HTTPGet(ctx context.Context, url string) (string, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext:       h.Dialer(),
-		DisableKeepAlives: true,
-		Proxy:             nil, // never the environment's proxy
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := framework.HTTPGetFrom(ctx, h.Netns, url)
 	if err != nil {
-		return "", err
+		return body, fmt.Errorf("from %s: %w", h.Name, err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("GET %s from %s: %w", url, h.Name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("GET %s from %s: %w", url, h.Name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return string(body), fmt.Errorf("GET %s from %s: %s: %s", url, h.Name, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return string(body), nil
+	return body, nil
 }
 
 // Ping sends ICMP echo requests from this host to dst every 200 ms until one

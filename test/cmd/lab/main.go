@@ -119,6 +119,7 @@ type labFlags struct {
 	serviceCIDR string
 	timeout     time.Duration
 	ttl         time.Duration
+	ironlb      bool
 }
 
 func (lf *labFlags) register(fs *flag.FlagSet) {
@@ -129,6 +130,7 @@ func (lf *labFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&lf.serveVIPs, "serve-vips", true, "make nodes accept the VIP ranges and answer HTTP on port 80 with node=<name> (the kube-proxy stand-in)")
 	fs.StringVar(&lf.serviceCIDR, "service-cidr", framework.DefaultServiceCIDR, "service ClusterIP range(s), comma-separated for dual stack")
 	fs.DurationVar(&lf.timeout, "timeout", 2*time.Minute, "how long to wait for the lab and control plane to be ready")
+	fs.BoolVar(&lf.ironlb, "ironlb", false, "run ironlb on the lab (ironlb-ccm, a speaker per node), with the demo pools and services, and print who announces what")
 	fs.DurationVar(&lf.ttl, "ttl", 8*time.Hour, "tear the lab down by itself after this long (0: never), so a forgotten lab does not linger on a shared machine")
 }
 
@@ -142,6 +144,7 @@ func (lf *labFlags) args() []string {
 		"-service-cidr=" + lf.serviceCIDR,
 		"-timeout=" + lf.timeout.String(),
 		"-ttl=" + lf.ttl.String(),
+		"-ironlb=" + strconv.FormatBool(lf.ironlb),
 	}
 }
 
@@ -217,7 +220,10 @@ func up(args []string) error {
 			return fmt.Errorf("lab not ready after %v; sent SIGTERM to pid %d; see %s", lf.timeout, cmd.Process.Pid, logf.Name())
 		case <-tick.C:
 			if _, err := os.Stat(filepath.Join(cf.dir, readyFile)); err == nil {
-				return printState(os.Stdout, cf.dir)
+				if err := printState(os.Stdout, cf.dir); err != nil || !lf.ironlb {
+					return err
+				}
+				return printDemoFromState(os.Stdout, cf.dir)
 			}
 		}
 	}
@@ -321,10 +327,17 @@ func serve(args []string) error {
 		return err
 	}
 	controlUp := time.Since(begin)
-	if lf.serveVIPs {
+	if lf.serveVIPs || lf.ironlb {
 		if err := lab.ServeVIPs(ctx, netlab.VIPv4, netlab.VIPv6, 80); err != nil {
 			return err
 		}
+	}
+	if lf.ironlb {
+		env, err := startDemo(startCtx, lab, cp, logf)
+		if err != nil {
+			return err
+		}
+		defer env.Stop()
 	}
 
 	st := state{
@@ -512,23 +525,28 @@ func status(args []string) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("running (pid %d) but namespaces are gone: %s", pid, strings.Join(missing, " "))
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	// The apiserver is only reachable from inside the lab.
-	cfg.Dial = framework.NetnsDialer(st.ID + "-cp")
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := labClient(st)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
-		return fmt.Errorf("running (pid %d) but %s is not ready: %w", pid, cfg.Host, err)
+		return fmt.Errorf("running (pid %d) but %s is not ready: %w", pid, st.APIServer, err)
 	}
-	fmt.Fprintf(os.Stderr, "running (pid %d), %s ready\n", pid, cfg.Host)
+	fmt.Fprintf(os.Stderr, "running (pid %d), %s ready\n", pid, st.APIServer)
 	return printState(os.Stdout, cf.dir)
+}
+
+// labClient reaches the lab's apiserver, which listens only inside the lab,
+// through its namespace.
+func labClient(st *state) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dial = framework.NetnsDialer(st.ID + "-cp")
+	return kubernetes.NewForConfig(cfg)
 }
 
 // runningServe returns the pid from dir's pid file if that process is alive
