@@ -23,6 +23,10 @@ var (
 		Namespace: "ironlb", Subsystem: "speaker", Name: "config_stale",
 		Help: "1 when ironlb-config is invalid and the last good config is in force.", StabilityLevel: metrics.ALPHA,
 	})
+	bgpSessionUp = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: "ironlb", Name: "bgp_session_up",
+		Help: "1 when the BGP session with a peer is established on a node, 0 when it is not.", StabilityLevel: metrics.ALPHA,
+	}, []string{"peer", "node"})
 	// GratuitousPackets counts gratuitous ARP and unsolicited neighbor
 	// advertisements; the layer2 protocol increments it.
 	GratuitousPackets = metrics.NewCounterVec(&metrics.CounterOpts{
@@ -32,5 +36,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, configStale, GratuitousPackets)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, configStale, GratuitousPackets, bgpSessionUp)
 }

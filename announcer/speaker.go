@@ -46,6 +46,13 @@ type Members interface {
 	UpdateMeta(meta membership.Meta, timeout time.Duration) error
 }
 
+// BGPConfigurer is what the speaker needs of the BGP protocol besides
+// Protocol: its sessions follow the config, this node's labels and the
+// peers' password Secrets.
+type BGPConfigurer interface {
+	SetConfig(ctx context.Context, cfg *config.BGP, nodeName string, nodeLabels, passwords map[string]string, routerID netip.Addr) error
+}
+
 // SpeakerOptions configure a Speaker.
 type SpeakerOptions struct {
 	NodeName        string
@@ -56,6 +63,9 @@ type SpeakerOptions struct {
 	// JoinGrace bounds how long a starting speaker waits to meet the other
 	// nodes' speakers before it announces on its own. Default 10 s.
 	JoinGrace time.Duration
+	// BGP, when set, gets the bgp section whenever it, this node's labels or
+	// address change.
+	BGP BGPConfigurer
 }
 
 // joinRetry is how soon unanswered speakers are contacted again; it backs
@@ -93,6 +103,16 @@ type Speaker struct {
 	joined bool
 	// nodesChanged wakes joinLoop when the Node list changes.
 	nodesChanged chan struct{}
+	// bgpApplied is what BGP was last configured with, to call it on
+	// changes only.
+	bgpApplied *bgpInputs
+}
+
+// bgpInputs is everything the BGP sessions depend on.
+type bgpInputs struct {
+	cfg      *config.BGP
+	labels   map[string]string
+	routerID netip.Addr
 }
 
 // announcement is one address this node announces.
@@ -236,6 +256,9 @@ func (s *Speaker) sync(ctx context.Context) error {
 		return nil // joinLoop enqueues a sync once it has
 	}
 	cfg := s.loadConfig()
+	if err := s.configureBGP(ctx, cfg); err != nil {
+		klog.ErrorS(err, "Configuring BGP sessions failed")
+	}
 	services, err := s.services.List(labels.Everything())
 	if err != nil {
 		return err
@@ -458,6 +481,84 @@ func (s *Speaker) joinNodes() int {
 		klog.V(2).InfoS("Some speakers did not answer yet", "addresses", addrs, "err", err)
 	}
 	return len(addrs) - joined
+}
+
+// configureBGP hands the BGP protocol the bgp section, this node's labels
+// and its router ID when one of them changed. Peer passwords are read from
+// their Secrets then: rotating a password means touching the config.
+func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
+	if s.opts.BGP == nil {
+		return nil
+	}
+	node, err := s.nodes.Get(s.opts.NodeName)
+	if err != nil {
+		return fmt.Errorf("this node's object: %w", err)
+	}
+	in := &bgpInputs{cfg: cfg.BGP, labels: node.Labels, routerID: nodeIPv4(node)}
+	if prev := s.bgpApplied; prev != nil && prev.cfg == in.cfg && maps.Equal(prev.labels, in.labels) && prev.routerID == in.routerID {
+		return nil
+	}
+	passwords := map[string]string{}
+	var errs []error
+	if in.cfg != nil {
+		for _, p := range in.cfg.Peers {
+			if p.PasswordSecretRef == nil {
+				continue
+			}
+			secret, err := s.client.CoreV1().Secrets(s.opts.ConfigNamespace).Get(ctx, p.PasswordSecretRef.Name, metav1.GetOptions{})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: password Secret %s/%s: %w", p.Name, s.opts.ConfigNamespace, p.PasswordSecretRef.Name, err))
+				continue
+			}
+			passwords[p.Name] = string(secret.Data[p.PasswordSecretRef.Key])
+		}
+	}
+	if err := s.opts.BGP.SetConfig(ctx, in.cfg, s.opts.NodeName, in.labels, passwords, in.routerID); err != nil {
+		errs = append(errs, err)
+	}
+	s.bgpApplied = in
+	return errors.Join(errs...)
+}
+
+func nodeIPv4(node *v1.Node) netip.Addr {
+	for _, a := range node.Status.Addresses {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == v1.NodeInternalIP && ip.Is4() {
+			return ip
+		}
+	}
+	return netip.Addr{}
+}
+
+// PoolOf names the pool holding ip in the config in force ("" if none).
+func (s *Speaker) PoolOf(ip netip.Addr) string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	if p := poolFor(cfg, ip); p != nil {
+		return p.Name
+	}
+	return ""
+}
+
+// BGPSessionChanged records a BGP session going up or down: a metric, a log
+// line and an Event on this node with the reason.
+func (s *Speaker) BGPSessionChanged(peer string, up bool, reason string) {
+	value, eventType, what := 0.0, v1.EventTypeWarning, "BGPSessionDown"
+	if up {
+		value, eventType, what = 1, v1.EventTypeNormal, "BGPSessionUp"
+	}
+	bgpSessionUp.WithLabelValues(peer, s.opts.NodeName).Set(value)
+	klog.InfoS("BGP session changed", "peer", peer, "up", up, "reason", reason)
+	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, APIVersion: "v1"}
+	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
+		node.UID = n.UID
+	}
+	s.recorder.Eventf(node, eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
+}
+
+// BGPPeerRemoved forgets a peer this node no longer talks to.
+func (s *Speaker) BGPPeerRemoved(peer string) {
+	bgpSessionUp.DeleteLabelValues(peer, s.opts.NodeName)
 }
 
 // loadConfig parses ironlb-config when it changed and keeps the last good

@@ -246,7 +246,7 @@ func ParseBGP(raw json.RawMessage) (*BGP, field.ErrorList) {
 // aggregation never makes two pools with different attributes share a
 // route.
 func (c *Config) ParseBGP() (*BGP, field.ErrorList) {
-	return parseBGP(c.BGP, c)
+	return parseBGP(c.bgpRaw, c)
 }
 
 func parseBGP(raw json.RawMessage, cfg *Config) (*BGP, field.ErrorList) {

@@ -58,8 +58,10 @@ type PoolFile struct {
 // Config is a validated configuration, ready to use.
 type Config struct {
 	Pools []*Pool
-	BGP   json.RawMessage
+	// BGP is the validated bgp section, nil when there is none.
+	BGP *BGP
 
+	bgpRaw     json.RawMessage
 	byName     map[string]*Pool
 	autoAssign []*Pool
 }

@@ -51,8 +51,8 @@ bgp:
 	if cfg.Pool("manual").AutoAssign {
 		t.Error("autoAssign: false ignored")
 	}
-	if string(cfg.BGP) == "" {
-		t.Error("bgp section not kept")
+	if cfg.BGP == nil || cfg.BGP.LocalASN != 64515 {
+		t.Errorf("bgp section = %+v, want localASN 64515", cfg.BGP)
 	}
 	var order []string
 	for _, p := range cfg.AutoAssignPools() {

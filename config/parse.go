@@ -46,7 +46,7 @@ func Parse(data []byte) (*Config, field.ErrorList) {
 // Validate checks the operator's file and builds the Config from it.
 func (f *File) Validate() (*Config, field.ErrorList) {
 	var errs field.ErrorList
-	cfg := &Config{BGP: f.BGP, byName: make(map[string]*Pool, len(f.Pools))}
+	cfg := &Config{bgpRaw: f.BGP, byName: make(map[string]*Pool, len(f.Pools))}
 	var ranges []placedRange
 	poolsPath := field.NewPath("pools")
 	for i := range f.Pools {
@@ -68,6 +68,11 @@ func (f *File) Validate() (*Config, field.ErrorList) {
 	}
 	errs = append(errs, overlapErrors(ranges)...)
 	if len(errs) > 0 {
+		return nil, errs
+	}
+	// The bgp section is checked against valid pools only, so its messages
+	// never repeat a pool's own problem.
+	if cfg.BGP, errs = cfg.ParseBGP(); len(errs) > 0 {
 		return nil, errs
 	}
 	cfg.autoAssign = autoAssignOrder(cfg.Pools)

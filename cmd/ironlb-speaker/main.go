@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,8 +30,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/announcer"
+	"github.com/ironlb/ironlb/announcer/bgp"
 	"github.com/ironlb/ironlb/announcer/layer2"
 	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/announcer/neighbor"
 	"github.com/ironlb/ironlb/announcer/vip"
 	"github.com/ironlb/ironlb/config"
 )
@@ -141,12 +144,11 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	l2 := layer2.New(layer2.Options{OnGratuitous: func(iface string, family layer2.Family) {
+	countGratuitous := func(iface string, family neighbor.Family) {
 		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
-	}})
-	vips, err := vip.New(ctx, vip.Options{FallbackInterface: o.vipFallbackInterface, OnGratuitous: func(iface string, family vip.Family) {
-		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
-	}})
+	}
+	l2 := layer2.New(layer2.Options{OnGratuitous: countGratuitous})
+	vips, err := vip.New(ctx, vip.Options{FallbackInterface: o.vipFallbackInterface, OnGratuitous: countGratuitous})
 	if err != nil {
 		return fmt.Errorf("vip mode: %w", err)
 	}
@@ -154,9 +156,31 @@ func run(ctx context.Context, o *options) error {
 	if err := vips.Cleanup(ctx); err != nil {
 		klog.ErrorS(err, "Removing addresses left by a previous run failed")
 	}
-	speaker := announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
+	// The BGP speaker and the controller refer to each other: BGP asks which
+	// pool an address is in and reports sessions; the controller configures
+	// BGP and hands it addresses.
+	var speaker *announcer.Speaker
+	routes := bgp.New(bgp.Options{
+		PoolOf: func(ip netip.Addr) string { return speaker.PoolOf(ip) },
+		OnPeerState: func(peer string, up bool, reason string) {
+			if reason == bgp.ReasonDeconfigured {
+				speaker.BGPPeerRemoved(peer)
+				return
+			}
+			speaker.BGPSessionChanged(peer, up, reason)
+		},
+	})
+	// Not ctx: on SIGTERM the sessions must live until routes.Stop has
+	// withdrawn the routes and said goodbye.
+	bgpCtx, stopBGP := context.WithCancel(context.Background())
+	defer stopBGP()
+	if err := routes.Start(bgpCtx); err != nil {
+		return fmt.Errorf("bgp mode: %w", err)
+	}
+	speaker = announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
 		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,
-		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2, config.ModeVIP: vips},
+		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2, config.ModeVIP: vips, config.ModeBGP: routes},
+		BGP:       routes,
 	})
 	go serveMetrics(ctx, o.metricsAddr)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
@@ -170,6 +194,11 @@ func run(ctx context.Context, o *options) error {
 	defer cancel()
 	if err := members.Leave(shutdownCtx); err != nil {
 		klog.ErrorS(err, "Leaving memberlist failed")
+	}
+	// Withdraw the routes and close the sessions with a Cease, so routers
+	// drop this node at once rather than at the hold timer.
+	if err := routes.Stop(shutdownCtx); err != nil {
+		klog.ErrorS(err, "Stopping BGP failed")
 	}
 	speaker.Withdraw(shutdownCtx)
 	if err := vips.Cleanup(shutdownCtx); err != nil {
