@@ -64,6 +64,8 @@ pools:
 - name: routed
   addresses: [198.51.100.100]
   mode: bgp
+bgp:
+  localASN: 64515
 `
 
 func lanMeta() membership.Meta {
