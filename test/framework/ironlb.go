@@ -49,8 +49,10 @@ func IronLBBinaries() (string, error) {
 			return
 		}
 		buildDir = filepath.Join(root, ".cache", "test-bin")
-		cmd := exec.Command("go", "build", "-o", buildDir+string(filepath.Separator), "./cmd/...")
+		// As make build does: static, without grpc's tracing (see Makefile).
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-o", buildDir+string(filepath.Separator), "./cmd/...")
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("building ironlb: %v\n%s", err, out)
 		}
