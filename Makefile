@@ -10,8 +10,12 @@ UNIT_PKGS := ./config/... ./ipam/... ./provider/... ./announcer/...
 
 all: build
 
+# Static binaries; grpcnotrace keeps gobgp's grpc from pulling in x/net/trace,
+# which costs the speaker ~25 MB (docs/architecture.md).
+BUILD_FLAGS ?= -trimpath -tags grpcnotrace
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN)/ ./cmd/...
 
 ## deps: apt packages the tests use (etcd, later FRR, BIRD, arping, ndisc6).
 deps:
@@ -91,3 +95,24 @@ demo: deps apiserver build
 	@IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) run ./test/cmd/lab up -ironlb -service-cidr=198.18.0.0/16,2001:db8:ffff::/112
 
 demo-down: lab-down
+
+## image: the two container images from the Dockerfile (targets ccm and
+## speaker), e.g. IMAGE_TAG=v0.1.0. Needs a container engine with BuildKit;
+## not part of `make test`.
+IMAGE_REGISTRY ?= ghcr.io/ironlb
+IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DOCKER ?= docker
+.PHONY: image
+image:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' is not installed; install Docker (with buildx) or run with DOCKER=podman" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' cannot reach a container engine (is the daemon running, and may this user use it?)" >&2; exit 1; }
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target ccm -t $(IMAGE_REGISTRY)/ironlb-ccm:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target speaker -t $(IMAGE_REGISTRY)/ironlb-speaker:$(IMAGE_TAG) .
+
+## manifests-check: the install manifests (manifests/) and the Helm chart
+## (charts/ironlb) against a real kube-apiserver: server-side dry runs, RBAC
+## with kubectl auth can-i, no Secret values (test/manifests). Builds Helm
+## from test/manifests/helmrender into .cache/bin on first use.
+.PHONY: manifests-check
+manifests-check: deps apiserver
+	$(GO) test -count=1 -v ./test/manifests/
