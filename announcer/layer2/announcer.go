@@ -12,54 +12,28 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
-
-// Family is an address family, as used in logs and metric hooks.
-type Family string
-
-// The address families.
-const (
-	IPv4 Family = "ipv4"
-	IPv6 Family = "ipv6"
-)
-
-func familyOf(a netip.Addr) Family {
-	if a.Is4() {
-		return IPv4
-	}
-	return IPv6
-}
 
 // ErrClosed is returned by SetAnnounced after Close.
 var ErrClosed = errors.New("layer2 announcer closed")
-
-// defaultGratuitousSchedule sends the first announcement at once, so
-// failover does not wait, and then repeats with growing gaps. The later ones
-// land after the ~1 s ARP lock time of neighbours that ignored the first
-// because they had just learnt the previous owner's MAC, and repair a
-// neighbour that saw the previous owner's last packets after ours.
-var defaultGratuitousSchedule = []time.Duration{
-	0,
-	500 * time.Millisecond,
-	1100 * time.Millisecond,
-	2200 * time.Millisecond,
-	4400 * time.Millisecond,
-}
 
 // Options configure an Announcer. The zero value is ready to use.
 type Options struct {
 	// GratuitousSchedule holds the offsets, from the moment an address is
 	// taken over, at which a gratuitous round is sent (for IPv4 an ARP
 	// announcement and a gratuitous ARP reply, for IPv6 an unsolicited
-	// neighbor advertisement). Nil means the default, 0, 0.5 s, 1.1 s,
-	// 2.2 s and 4.4 s; an empty non-nil slice disables announcements.
+	// neighbor advertisement). Nil means neighbor.DefaultSchedule, 0,
+	// 0.5 s, 1.1 s, 2.2 s and 4.4 s; an empty non-nil slice disables
+	// announcements.
 	GratuitousSchedule []time.Duration
 	// OnGratuitous, if set, is called for every gratuitous packet sent, for
 	// example to count them. It must not block.
-	OnGratuitous func(iface string, family Family)
+	OnGratuitous func(iface string, family neighbor.Family)
 	// OnAnswer, if set, is called for every ARP reply or neighbor
 	// advertisement sent in answer to a request. It must not block.
-	OnAnswer func(iface string, family Family)
+	OnAnswer func(iface string, family neighbor.Family)
 }
 
 // Announcer answers ARP and NDP for the addresses this node owns, on the
@@ -77,26 +51,12 @@ type Announcer struct {
 // New returns an Announcer owning no address. It opens nothing until
 // SetAnnounced hands it addresses.
 func New(opts Options) *Announcer {
-	if opts.GratuitousSchedule == nil {
-		opts.GratuitousSchedule = defaultGratuitousSchedule
-	}
-	opts.GratuitousSchedule = normalizeSchedule(opts.GratuitousSchedule)
+	opts.GratuitousSchedule = neighbor.NormalizeSchedule(opts.GratuitousSchedule)
 	return &Announcer{
 		opts:       opts,
 		responders: map[linkKey]*responder{},
 		active:     map[netip.Addr]*responder{},
 	}
-}
-
-// normalizeSchedule returns a sorted copy of s with negative offsets raised
-// to zero.
-func normalizeSchedule(s []time.Duration) []time.Duration {
-	out := make([]time.Duration, len(s))
-	for i, d := range s {
-		out[i] = max(d, 0)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // SetAnnounced makes the set of owned addresses exactly want, which maps each
@@ -161,7 +121,7 @@ func (a *Announcer) SetAnnounced(ctx context.Context, want map[netip.Addr]string
 		if _, ok := a.active[addr]; ok {
 			continue
 		}
-		r, err := a.responderLocked(ctx, linkKey{iface: iface, family: familyOf(addr)})
+		r, err := a.responderLocked(ctx, linkKey{iface: iface, family: neighbor.FamilyOf(addr)})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("announcing %s on %s: %w", addr, iface, err))
 			continue

@@ -2,13 +2,14 @@ package layer2
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"golang.org/x/net/bpf"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 // Offsets into an untagged Ethernet frame carrying ARP.
@@ -66,7 +67,7 @@ func answerARP(b []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) (arpV
 		// An announcement, not a question: someone else claims the address.
 		return arpVerdict{target: req.TargetIP, conflict: req.SenderHardwareAddr}, nil
 	}
-	reply, err := arpFrame(arp.OperationReply, mac, req.TargetIP, req.SenderHardwareAddr, req.SenderIP, req.SenderHardwareAddr)
+	reply, err := neighbor.ARPFrame(arp.OperationReply, mac, req.TargetIP, req.SenderHardwareAddr, req.SenderIP, req.SenderHardwareAddr)
 	if err != nil {
 		return arpVerdict{}, err
 	}
@@ -92,43 +93,6 @@ func parseARPRequest(b []byte) (*arp.Packet, bool) {
 		return nil, false
 	}
 	return &p, true
-}
-
-// arpAnnouncements returns the frames of one gratuitous round for addr: an
-// RFC 5227 announcement (a request whose sender and target IP are addr) and a
-// gratuitous reply. Both are broadcast. Some stacks only honour one of the
-// two forms, so both are sent. The reply's target MAC equals the sender MAC
-// because that is what Linux requires to treat a reply as gratuitous.
-func arpAnnouncements(mac net.HardwareAddr, addr netip.Addr) ([][]byte, error) {
-	zero := make(net.HardwareAddr, 6)
-	req, err := arpFrame(arp.OperationRequest, mac, addr, zero, addr, ethernet.Broadcast)
-	if err != nil {
-		return nil, err
-	}
-	rep, err := arpFrame(arp.OperationReply, mac, addr, mac, addr, ethernet.Broadcast)
-	if err != nil {
-		return nil, err
-	}
-	return [][]byte{req, rep}, nil
-}
-
-// arpFrame builds an Ethernet frame to dst carrying an ARP packet sent by
-// (mac, ip) to (targetMAC, targetIP).
-func arpFrame(op arp.Operation, mac net.HardwareAddr, ip netip.Addr, targetMAC net.HardwareAddr, targetIP netip.Addr, dst net.HardwareAddr) ([]byte, error) {
-	p, err := arp.NewPacket(op, mac, ip, targetMAC, targetIP)
-	if err != nil {
-		return nil, fmt.Errorf("building ARP %s for %s: %w", op, ip, err)
-	}
-	payload, err := p.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return (&ethernet.Frame{
-		Destination: dst,
-		Source:      mac,
-		EtherType:   ethernet.EtherTypeARP,
-		Payload:     payload,
-	}).MarshalBinary()
 }
 
 // isUnicastMAC reports whether m is a non-zero, non-group Ethernet address.

@@ -10,8 +10,8 @@
 //
 // Each (interface, family) in use gets one AF_PACKET socket with a kernel BPF
 // filter, so only ARP requests, respectively ICMPv6 neighbor solicitations,
-// received by the host reach user space. Frames are parsed and built here and
-// written on the same socket. A packet socket, rather than an ICMPv6 socket,
+// received by the host reach user space. Frames are parsed here, built by
+// announcer/neighbor, and written on the same socket. A packet socket, rather than an ICMPv6 socket,
 // is used for NDP because the load-balancer address is normally not assigned
 // to the node: the kernel then never delivers the unicast solicitations
 // neighbours send to verify reachability (RFC 4861 7.3, NUD) to a raw ICMPv6

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 // The announced addresses (documentation ranges, on A's subnet).
@@ -21,23 +23,23 @@ const (
 // hooks records what the Announcer reports through its Options hooks.
 type hooks struct {
 	mu         sync.Mutex
-	gratuitous map[Family][]time.Time
-	answers    map[Family]int
+	gratuitous map[neighbor.Family][]time.Time
+	answers    map[neighbor.Family]int
 }
 
 func newHooks() *hooks {
-	return &hooks{gratuitous: map[Family][]time.Time{}, answers: map[Family]int{}}
+	return &hooks{gratuitous: map[neighbor.Family][]time.Time{}, answers: map[neighbor.Family]int{}}
 }
 
 func (h *hooks) options(schedule []time.Duration) Options {
 	return Options{
 		GratuitousSchedule: schedule,
-		OnGratuitous: func(iface string, f Family) {
+		OnGratuitous: func(iface string, f neighbor.Family) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.gratuitous[f] = append(h.gratuitous[f], time.Now())
 		},
-		OnAnswer: func(iface string, f Family) {
+		OnAnswer: func(iface string, f neighbor.Family) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.answers[f]++
@@ -48,10 +50,10 @@ func (h *hooks) options(schedule []time.Duration) Options {
 func (h *hooks) counts() (v4, v6 int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.gratuitous[IPv4]), len(h.gratuitous[IPv6])
+	return len(h.gratuitous[neighbor.IPv4]), len(h.gratuitous[neighbor.IPv6])
 }
 
-func (h *hooks) firstGratuitous(f Family) time.Time {
+func (h *hooks) firstGratuitous(f neighbor.Family) time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.gratuitous[f]) == 0 {
@@ -60,7 +62,7 @@ func (h *hooks) firstGratuitous(f Family) time.Time {
 	return h.gratuitous[f][0]
 }
 
-func (h *hooks) answered(f Family) int {
+func (h *hooks) answered(f neighbor.Family) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.answers[f]
@@ -116,7 +118,7 @@ func (n *testNet) ndisc6B(t *testing.T, addr string) string {
 func (n *testNet) sendUDPFromB(t *testing.T, addr string) {
 	t.Helper()
 	var err error
-	n.inB.do(func() {
+	n.inB.Do(func() {
 		var c net.Conn
 		if c, err = net.Dial("udp", net.JoinHostPort(addr, "9")); err != nil {
 			return
@@ -140,10 +142,10 @@ func TestARPAnswersUntilRemoved(t *testing.T) {
 	}
 	n.set(t, a, map[string]string{testVIP4: ifaceA})
 	out, ok := n.arpingB(t, testVIP4)
-	if !ok || !strings.Contains(out, n.macA) {
-		t.Fatalf("arping %s from B: want a reply from %s, got:\n%s", testVIP4, n.macA, out)
+	if !ok || !strings.Contains(out, n.A.MAC) {
+		t.Fatalf("arping %s from B: want a reply from %s, got:\n%s", testVIP4, n.A.MAC, out)
 	}
-	if got := h.answered(IPv4); got < 1 {
+	if got := h.answered(neighbor.IPv4); got < 1 {
 		t.Errorf("OnAnswer reported %d IPv4 answers, want at least 1", got)
 	}
 
@@ -165,20 +167,20 @@ func TestNDPAnswersUntilRemoved(t *testing.T) {
 	// The solicited-node group of the address, joined so the NIC and
 	// MLD-snooping switches let multicast solicitations through.
 	const group = "ff02::1:ff00:10"
-	if m := n.ip(t, "-n", n.nsA, "maddr", "show", "dev", ifaceA); !strings.Contains(m, group) {
+	if m := n.IP(t, "-n", n.A.Netns, "maddr", "show", "dev", ifaceA); !strings.Contains(m, group) {
 		t.Errorf("A has not joined %s:\n%s", group, m)
 	}
 
 	t.Run("ndisc6", func(t *testing.T) {
-		if got := n.ndisc6B(t, testVIP6); got != n.macA {
-			t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.macA)
+		if got := n.ndisc6B(t, testVIP6); got != n.A.MAC {
+			t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.A.MAC)
 		}
 	})
 
 	t.Run("kernel resolution", func(t *testing.T) {
 		n.sendUDPFromB(t, testVIP6)
-		n.waitNeigh(t, testVIP6, 3*time.Second, "REACHABLE at "+n.macA, func(e string) bool {
-			return strings.Contains(e, n.macA) && strings.Contains(e, "reachable")
+		n.WaitNeighB(t, testVIP6, 3*time.Second, "REACHABLE at "+n.A.MAC, func(e string) bool {
+			return strings.Contains(e, n.A.MAC) && strings.Contains(e, "reachable")
 		})
 	})
 
@@ -186,10 +188,10 @@ func TestNDPAnswersUntilRemoved(t *testing.T) {
 	// address itself, which only reaches a packet socket: the address is
 	// not local to A.
 	t.Run("unicast NUD probe", func(t *testing.T) {
-		n.sysctl(t, n.nsB, "net/ipv6/neigh/"+ifaceB+"/delay_first_probe_time", "0")
-		n.ip(t, "-n", n.nsB, "neigh", "replace", testVIP6, "lladdr", n.macA, "nud", "stale", "dev", ifaceB)
+		n.Sysctl(t, n.B.Netns, "net/ipv6/neigh/"+ifaceB+"/delay_first_probe_time", "0")
+		n.IP(t, "-n", n.B.Netns, "neigh", "replace", testVIP6, "lladdr", n.A.MAC, "nud", "stale", "dev", ifaceB)
 		n.sendUDPFromB(t, testVIP6)
-		n.waitNeigh(t, testVIP6, 4*time.Second, "REACHABLE again after the probe", func(e string) bool {
+		n.WaitNeighB(t, testVIP6, 4*time.Second, "REACHABLE again after the probe", func(e string) bool {
 			if strings.Contains(e, "failed") {
 				t.Fatalf("NUD probe unanswered: %q", e)
 			}
@@ -198,12 +200,12 @@ func TestNDPAnswersUntilRemoved(t *testing.T) {
 	})
 
 	t.Run("duplicate address detection", func(t *testing.T) {
-		n.sysctl(t, n.nsB, "net/ipv6/conf/"+ifaceB+"/dad_transmits", "1")
-		n.ip(t, "-n", n.nsB, "addr", "add", testVIP6+"/64", "dev", ifaceB)
-		defer n.ip(t, "-n", n.nsB, "addr", "del", testVIP6+"/64", "dev", ifaceB)
+		n.Sysctl(t, n.B.Netns, "net/ipv6/conf/"+ifaceB+"/dad_transmits", "1")
+		n.IP(t, "-n", n.B.Netns, "addr", "add", testVIP6+"/64", "dev", ifaceB)
+		defer n.IP(t, "-n", n.B.Netns, "addr", "del", testVIP6+"/64", "dev", ifaceB)
 		var addr string
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			addr = n.ip(t, "-n", n.nsB, "-6", "addr", "show", "dev", ifaceB, "to", testVIP6+"/128")
+			addr = n.IP(t, "-n", n.B.Netns, "-6", "addr", "show", "dev", ifaceB, "to", testVIP6+"/128")
 			if strings.Contains(addr, "dadfailed") {
 				return
 			}
@@ -211,7 +213,7 @@ func TestNDPAnswersUntilRemoved(t *testing.T) {
 		t.Fatalf("B's DAD for %s did not fail: %s", testVIP6, addr)
 	})
 
-	if got := h.answered(IPv6); got < 3 {
+	if got := h.answered(neighbor.IPv6); got < 3 {
 		t.Errorf("OnAnswer reported %d IPv6 answers, want at least 3", got)
 	}
 
@@ -219,7 +221,7 @@ func TestNDPAnswersUntilRemoved(t *testing.T) {
 	if got := n.ndisc6B(t, testVIP6); got != "" {
 		t.Fatalf("after removal, %s is still answered by %s", testVIP6, got)
 	}
-	if m := n.ip(t, "-n", n.nsA, "maddr", "show", "dev", ifaceA); strings.Contains(m, group) {
+	if m := n.IP(t, "-n", n.A.Netns, "maddr", "show", "dev", ifaceA); strings.Contains(m, group) {
 		t.Errorf("A is still in %s after removal:\n%s", group, m)
 	}
 }
@@ -231,7 +233,7 @@ func TestTakeoverUpdatesNeighbours(t *testing.T) {
 	t.Parallel()
 	n := newTestNet(t)
 	for _, addr := range []string{testVIP4, testVIP6} {
-		n.ip(t, "-n", n.nsB, "neigh", "replace", addr, "lladdr", wrongMAC, "nud", "stale", "dev", ifaceB)
+		n.IP(t, "-n", n.B.Netns, "neigh", "replace", addr, "lladdr", wrongMAC, "nud", "stale", "dev", ifaceB)
 	}
 	h := newHooks()
 	a := newAnnouncer(t, h.options(nil)) // the default schedule
@@ -239,10 +241,10 @@ func TestTakeoverUpdatesNeighbours(t *testing.T) {
 	start := time.Now()
 	n.set(t, a, map[string]string{testVIP4: ifaceA, testVIP6: ifaceA})
 	for _, addr := range []string{testVIP4, testVIP6} {
-		n.waitNeigh(t, addr, 2*time.Second, n.macA, func(e string) bool { return strings.Contains(e, n.macA) })
+		n.WaitNeighB(t, addr, 2*time.Second, n.A.MAC, func(e string) bool { return strings.Contains(e, n.A.MAC) })
 	}
 	t.Logf("B's entries moved to A's MAC %v after SetAnnounced was called", time.Since(start))
-	for _, f := range []Family{IPv4, IPv6} {
+	for _, f := range []neighbor.Family{neighbor.IPv4, neighbor.IPv6} {
 		if first := h.firstGratuitous(f); !first.IsZero() {
 			t.Logf("first %s gratuitous packet sent %v after SetAnnounced was called", f, first.Sub(start))
 		}
@@ -255,7 +257,7 @@ func TestGratuitousBurstStopsOnRemoval(t *testing.T) {
 	h := newHooks()
 	a := newAnnouncer(t, h.options([]time.Duration{0, 400 * time.Millisecond, 800 * time.Millisecond}))
 	want := map[string]string{testVIP4: ifaceA, testVIP6: ifaceA}
-	// Each round is 2 IPv4 packets (request and reply) and 1 IPv6 one.
+	// Each round is 2 neighbor.IPv4 packets (request and reply) and 1 neighbor.IPv6 one.
 	waitCounts := func(v4, v6 int) {
 		t.Helper()
 		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -300,7 +302,7 @@ func TestInterfaceMACChange(t *testing.T) {
 	n.set(t, a, want)
 
 	const newMAC = "02:00:00:00:01:01"
-	n.ip(t, "-n", n.nsA, "link", "set", ifaceA, "address", newMAC)
+	n.IP(t, "-n", n.A.Netns, "link", "set", ifaceA, "address", newMAC)
 	n.set(t, a, want)
 	if out, ok := n.arpingB(t, testVIP4); !ok || !strings.Contains(out, newMAC) {
 		t.Fatalf("after the MAC change, want replies from %s, got:\n%s", newMAC, out)
@@ -319,8 +321,8 @@ func TestMissingInterface(t *testing.T) {
 		t.Fatalf("SetAnnounced with a missing interface = %v, want an error naming it", err)
 	}
 	// The rest was applied.
-	if got := n.ndisc6B(t, testVIP6); got != n.macA {
-		t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.macA)
+	if got := n.ndisc6B(t, testVIP6); got != n.A.MAC {
+		t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.A.MAC)
 	}
 }
 
@@ -329,18 +331,18 @@ func TestMissingInterface(t *testing.T) {
 func TestIPv6WithTentativeLinkLocal(t *testing.T) {
 	t.Parallel()
 	n := newTestNet(t)
-	n.ip(t, "-n", n.nsA, "-6", "addr", "flush", "dev", ifaceA, "scope", "link")
-	n.sysctl(t, n.nsA, "net/ipv6/conf/"+ifaceA+"/dad_transmits", "1")
-	n.ip(t, "-n", n.nsA, "-6", "addr", "add", "fe80::a/64", "dev", ifaceA)
+	n.IP(t, "-n", n.A.Netns, "-6", "addr", "flush", "dev", ifaceA, "scope", "link")
+	n.Sysctl(t, n.A.Netns, "net/ipv6/conf/"+ifaceA+"/dad_transmits", "1")
+	n.IP(t, "-n", n.A.Netns, "-6", "addr", "add", "fe80::a/64", "dev", ifaceA)
 
 	a := newAnnouncer(t, Options{GratuitousSchedule: []time.Duration{}})
 	n.set(t, a, map[string]string{testVIP6: ifaceA})
 	got := n.ndisc6B(t, testVIP6)
-	if ll := n.ip(t, "-n", n.nsA, "-6", "addr", "show", "dev", ifaceA, "scope", "link"); !strings.Contains(ll, "tentative") {
+	if ll := n.IP(t, "-n", n.A.Netns, "-6", "addr", "show", "dev", ifaceA, "scope", "link"); !strings.Contains(ll, "tentative") {
 		t.Fatalf("A's link-local address is no longer tentative, the test proves nothing:\n%s", ll)
 	}
-	if got != n.macA {
-		t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.macA)
+	if got != n.A.MAC {
+		t.Fatalf("ndisc6 %s from B = %q, want %s", testVIP6, got, n.A.MAC)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 // Offsets into an untagged Ethernet frame carrying IPv6.
@@ -21,11 +23,6 @@ const (
 	protoICMPv6    = 58
 	// nsMinLen is an ICMPv6 header plus the reserved field and target.
 	nsMinLen = 24
-)
-
-var (
-	allNodes    = netip.MustParseAddr("ff02::1")
-	allNodesMAC = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
 )
 
 // ndpFilter admits ICMPv6 neighbor solicitations with hop limit 255 (RFC
@@ -114,7 +111,7 @@ func parseSolicitation(b []byte) (*solicitation, bool) {
 func answerNS(s *solicitation, mac net.HardwareAddr) ([]byte, error) {
 	if s.isDAD() {
 		// The prober has no address yet: tell everyone (RFC 4861 7.2.4).
-		return advertisement(mac, s.target, allNodesMAC, allNodes, false)
+		return neighbor.Advertisement(mac, s.target, neighbor.AllNodesMAC, neighbor.AllNodes, false)
 	}
 	dstMAC := s.sourceLLA
 	if dstMAC == nil {
@@ -124,46 +121,7 @@ func answerNS(s *solicitation, mac net.HardwareAddr) ([]byte, error) {
 	if !isUnicastMAC(dstMAC) {
 		return nil, fmt.Errorf("no unicast link-layer address to answer %s", s.src)
 	}
-	return advertisement(mac, s.target, dstMAC, s.src, true)
-}
-
-// unsolicitedAdvertisement returns the frame of one gratuitous round for
-// addr: an advertisement to all nodes that overrides cached entries.
-func unsolicitedAdvertisement(mac net.HardwareAddr, addr netip.Addr) ([]byte, error) {
-	return advertisement(mac, addr, allNodesMAC, allNodes, false)
-}
-
-// advertisement builds an Ethernet frame carrying a neighbor advertisement
-// for target with our MAC. It is sourced from target itself, as the kernel
-// does for addresses it owns; receivers place no requirement on the source.
-func advertisement(mac net.HardwareAddr, target netip.Addr, dstMAC net.HardwareAddr, dst netip.Addr, solicited bool) ([]byte, error) {
-	na := &ndp.NeighborAdvertisement{
-		Solicited:     solicited,
-		Override:      true,
-		TargetAddress: target,
-		Options: []ndp.Option{
-			&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac},
-		},
-	}
-	msg, err := ndp.MarshalMessageChecksum(na, target, dst)
-	if err != nil {
-		return nil, fmt.Errorf("building neighbor advertisement for %s: %w", target, err)
-	}
-	payload := make([]byte, ipv6HeaderLen+len(msg))
-	payload[0] = 6 << 4
-	binary.BigEndian.PutUint16(payload[4:6], uint16(len(msg)))
-	payload[6] = protoICMPv6
-	payload[7] = ndp.HopLimit
-	src16, dst16 := target.As16(), dst.As16()
-	copy(payload[8:24], src16[:])
-	copy(payload[24:40], dst16[:])
-	copy(payload[ipv6HeaderLen:], msg)
-	return (&ethernet.Frame{
-		Destination: dstMAC,
-		Source:      mac,
-		EtherType:   ethernet.EtherTypeIPv6,
-		Payload:     payload,
-	}).MarshalBinary()
+	return neighbor.Advertisement(mac, s.target, dstMAC, s.src, true)
 }
 
 // checksumOK verifies the ICMPv6 checksum of msg (RFC 4443 2.3). Packet

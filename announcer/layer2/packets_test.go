@@ -13,6 +13,8 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 var (
@@ -30,7 +32,7 @@ func ownsOnly(addrs ...netip.Addr) func(netip.Addr) bool {
 
 func mustARPFrame(t *testing.T, op arp.Operation, sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr, dst net.HardwareAddr) []byte {
 	t.Helper()
-	b, err := arpFrame(op, sha, spa, tha, tpa, dst)
+	b, err := neighbor.ARPFrame(op, sha, spa, tha, tpa, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,33 +127,6 @@ func TestAnswerARP(t *testing.T) {
 				t.Errorf("target = %v %v, want %v %v", p.TargetHardwareAddr, p.TargetIP, theirMAC, tt.wantTPA)
 			}
 		})
-	}
-}
-
-func TestARPAnnouncements(t *testing.T) {
-	frames, err := arpAnnouncements(ourMAC, vip4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(frames) != 2 {
-		t.Fatalf("got %d frames, want 2", len(frames))
-	}
-	wantOp := []arp.Operation{arp.OperationRequest, arp.OperationReply}
-	wantTHA := []net.HardwareAddr{make(net.HardwareAddr, 6), ourMAC}
-	for i, b := range frames {
-		f, p := decodeARP(t, b)
-		if !bytes.Equal(f.Destination, ethernet.Broadcast) || !bytes.Equal(f.Source, ourMAC) {
-			t.Errorf("frame %d: Ethernet %v -> %v, want %v -> broadcast", i, f.Source, f.Destination, ourMAC)
-		}
-		if p.Operation != wantOp[i] {
-			t.Errorf("frame %d: operation %v, want %v", i, p.Operation, wantOp[i])
-		}
-		if p.SenderIP != vip4 || p.TargetIP != vip4 || !bytes.Equal(p.SenderHardwareAddr, ourMAC) {
-			t.Errorf("frame %d: sender %v %v target IP %v, want sender and target IP %v from %v", i, p.SenderHardwareAddr, p.SenderIP, p.TargetIP, vip4, ourMAC)
-		}
-		if !bytes.Equal(p.TargetHardwareAddr, wantTHA[i]) {
-			t.Errorf("frame %d: target MAC %v, want %v", i, p.TargetHardwareAddr, wantTHA[i])
-		}
 	}
 }
 
@@ -258,12 +233,12 @@ func TestParseAndAnswerSolicitation(t *testing.T) {
 	}{
 		{name: "multicast resolution answers to the source link-layer option", frame: resolve, wantEthDst: llaOther, wantDst: their6, solicited: true},
 		{name: "unicast NUD probe without option answers to the Ethernet source", frame: nud, wantEthDst: theirMAC, wantDst: their6, solicited: true},
-		{name: "DAD probe answers to all nodes", frame: dad, wantEthDst: allNodesMAC, wantDst: allNodes},
+		{name: "DAD probe answers to all nodes", frame: dad, wantEthDst: neighbor.AllNodesMAC, wantDst: neighbor.AllNodes},
 		{name: "hop limit below 255", frame: func() nsFrame { f := resolve; f.hopLimit = 254; return f }(), invalid: true},
 		{name: "bad checksum", frame: func() nsFrame { f := resolve; f.corrupt = true; return f }(), invalid: true},
 		{name: "DAD with a source link-layer option", frame: func() nsFrame { f := dad; f.sourceLLA = theirMAC; return f }(), invalid: true},
-		{name: "DAD not to the solicited-node group", frame: func() nsFrame { f := dad; f.dst = allNodes; return f }(), invalid: true},
-		{name: "multicast target", frame: func() nsFrame { f := resolve; f.target = allNodes; return f }(), invalid: true},
+		{name: "DAD not to the solicited-node group", frame: func() nsFrame { f := dad; f.dst = neighbor.AllNodes; return f }(), invalid: true},
+		{name: "multicast target", frame: func() nsFrame { f := resolve; f.target = neighbor.AllNodes; return f }(), invalid: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,20 +282,6 @@ func TestParseAndAnswerSolicitation(t *testing.T) {
 	})
 }
 
-func TestUnsolicitedAdvertisement(t *testing.T) {
-	b, err := unsolicitedAdvertisement(ourMAC, vip6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eth, src, dst, na := decodeNA(t, b)
-	if !bytes.Equal(eth.Destination, allNodesMAC) || src != vip6 || dst != allNodes {
-		t.Errorf("sent %v -> %v (%v), want %v -> %v (%v)", src, dst, eth.Destination, vip6, allNodes, allNodesMAC)
-	}
-	if na.Solicited || !na.Override || na.TargetAddress != vip6 || !bytes.Equal(targetLLA(na), ourMAC) {
-		t.Errorf("advertisement %+v, want unsolicited override for %v at %v", na, vip6, ourMAC)
-	}
-}
-
 func TestNormalizeWant(t *testing.T) {
 	mapped := netip.AddrFrom16(vip4.As16())
 	got, errs := normalizeWant(map[netip.Addr]string{
@@ -355,8 +316,8 @@ func mapsEqual(a, b map[netip.Addr]string) bool {
 
 func TestNew(t *testing.T) {
 	a := New(Options{})
-	if !slices.Equal(a.opts.GratuitousSchedule, defaultGratuitousSchedule) {
-		t.Errorf("default schedule = %v, want %v", a.opts.GratuitousSchedule, defaultGratuitousSchedule)
+	if want := neighbor.DefaultSchedule(); !slices.Equal(a.opts.GratuitousSchedule, want) {
+		t.Errorf("default schedule = %v, want %v", a.opts.GratuitousSchedule, want)
 	}
 	a = New(Options{GratuitousSchedule: []time.Duration{time.Second, -time.Second, 0}})
 	if want := []time.Duration{0, 0, time.Second}; !slices.Equal(a.opts.GratuitousSchedule, want) {

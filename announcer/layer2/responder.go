@@ -16,6 +16,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
 	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 const (
@@ -32,7 +34,7 @@ const (
 // linkKey identifies a responder: one per interface and family in use.
 type linkKey struct {
 	iface  string
-	family Family
+	family neighbor.Family
 }
 
 // responder answers for the owned addresses of one family on one interface.
@@ -44,17 +46,17 @@ type responder struct {
 	opts   *Options
 	logger logr.Logger
 
-	// ctx is cancelled on close; each address's burst runs under a child.
+	// ctx is cancelled on close, which ends every burst with it.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu gates sending: the read loop and bursts send under RLock after
-	// checking ownership; add and remove take Lock. So once remove returns,
-	// nothing more is sent for that address.
+	// mu gates answering: the read loop answers under RLock after checking
+	// ownership; add and remove take Lock, and remove stops the address's
+	// burst. So once remove returns, nothing more is sent for that address.
 	mu sync.RWMutex
-	// owned maps each address to the cancel func of its gratuitous burst.
-	owned map[netip.Addr]context.CancelFunc
+	// owned maps each address to its gratuitous burst.
+	owned map[netip.Addr]*neighbor.Burst
 	// members counts owned addresses per solicited-node group (IPv6), since
 	// addresses sharing their low 24 bits share a group.
 	members map[netip.Addr]int
@@ -70,10 +72,10 @@ func openResponder(ctx context.Context, key linkKey, ifi net.Interface, opts *Op
 		err    error
 	)
 	switch key.family {
-	case IPv4:
+	case neighbor.IPv4:
 		filter, err = arpFilter()
 		proto = ethernet.EtherTypeARP
-	case IPv6:
+	case neighbor.IPv6:
 		filter, err = ndpFilter()
 		proto = ethernet.EtherTypeIPv6
 	default:
@@ -93,10 +95,10 @@ func openResponder(ctx context.Context, key linkKey, ifi net.Interface, opts *Op
 		conn:    conn,
 		opts:    opts,
 		logger:  klog.FromContext(ctx).WithValues("interface", key.iface, "family", key.family),
-		owned:   map[netip.Addr]context.CancelFunc{},
+		owned:   map[netip.Addr]*neighbor.Burst{},
 		members: map[netip.Addr]int{},
 	}
-	if key.family == IPv6 {
+	if key.family == neighbor.IPv6 {
 		if r.groups, err = listenGroups(&ifi); err != nil {
 			_ = conn.Close()
 			return nil, err
@@ -156,10 +158,10 @@ func (r *responder) add(addr netip.Addr) {
 	if _, ok := r.owned[addr]; ok {
 		return
 	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	r.owned[addr] = cancel
+	burst := neighbor.NewBurst(r.ctx)
+	r.owned[addr] = burst
 	r.join(addr)
-	r.wg.Go(func() { r.announce(ctx, addr, start) })
+	r.wg.Go(func() { r.announce(burst, addr, start) })
 }
 
 // remove stops answering and announcing addr. Nothing is sent for addr once
@@ -167,11 +169,11 @@ func (r *responder) add(addr netip.Addr) {
 func (r *responder) remove(addr netip.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cancel, ok := r.owned[addr]
+	burst, ok := r.owned[addr]
 	if !ok {
 		return
 	}
-	cancel()
+	burst.Stop()
 	delete(r.owned, addr)
 	r.leave(addr)
 	r.logger.V(1).Info("Stopped answering for address", "address", addr)
@@ -242,9 +244,9 @@ func (r *responder) handle(b []byte) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	switch r.key.family {
-	case IPv4:
+	case neighbor.IPv4:
 		r.handleARP(b)
-	case IPv6:
+	case neighbor.IPv6:
 		r.handleNS(b)
 	}
 }
@@ -303,63 +305,29 @@ func (r *responder) answer(reply []byte, target netip.Addr, requester any) {
 }
 
 // announce sends the gratuitous burst for addr, at the scheduled offsets
-// from start, until ctx ends.
-func (r *responder) announce(ctx context.Context, addr netip.Addr, start time.Time) {
+// from start, until the burst is stopped.
+func (r *responder) announce(burst *neighbor.Burst, addr netip.Addr, start time.Time) {
 	schedule := r.opts.GratuitousSchedule
 	if len(schedule) == 0 {
 		return
 	}
 	r.logger.V(1).Info("Taking over address: sending gratuitous announcements",
 		"address", addr, "mac", r.ifi.HardwareAddr, "rounds", len(schedule), "over", schedule[len(schedule)-1])
-	frames, err := r.gratuitousFrames(addr)
+	frames, err := neighbor.GratuitousFrames(r.ifi.HardwareAddr, addr)
 	if err != nil {
 		r.logger.Error(err, "Building gratuitous announcements", "address", addr)
 		return
 	}
-	for _, at := range schedule {
-		if wait := time.Until(start.Add(at)); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-		if !r.sendGratuitous(ctx, addr, frames) {
-			return
-		}
-	}
-}
-
-// gratuitousFrames returns the frames of one gratuitous round for addr.
-func (r *responder) gratuitousFrames(addr netip.Addr) ([][]byte, error) {
-	if r.key.family == IPv4 {
-		return arpAnnouncements(r.ifi.HardwareAddr, addr)
-	}
-	na, err := unsolicitedAdvertisement(r.ifi.HardwareAddr, addr)
-	return [][]byte{na}, err
-}
-
-// sendGratuitous sends one round unless addr was released meanwhile, which
-// it reports by returning false.
-func (r *responder) sendGratuitous(ctx context.Context, addr netip.Addr, frames [][]byte) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	// remove cancels under the write lock, so this check is final until
-	// RUnlock.
-	if ctx.Err() != nil {
-		return false
-	}
-	for _, f := range frames {
-		if err := r.write(f); err != nil {
+	burst.Run(start, schedule, frames, func(frame []byte) {
+		if err := r.write(frame); err != nil {
 			r.logWriteError(err, "Sending gratuitous announcement", addr)
-			continue
+			return
 		}
 		if r.opts.OnGratuitous != nil {
 			r.opts.OnGratuitous(r.key.iface, r.key.family)
 		}
 		r.logger.V(4).Info("Sent gratuitous announcement", "address", addr)
-	}
-	return true
+	})
 }
 
 // logWriteError logs a failed send, unless it failed because the responder

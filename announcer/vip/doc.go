@@ -42,14 +42,13 @@
 // acts only when a link comes up or changes its MAC, and ndisc_notify sends
 // one unsolicited advertisement when duplicate address detection completes,
 // which never happens for an address added with IFA_F_NODAD. So each address
-// newly assigned to an Ethernet interface gets a burst like layer2's
-// (Options.GratuitousSchedule, counted through Options.OnGratuitous): an ARP
-// announcement and a gratuitous ARP reply, or an unsolicited neighbor
-// advertisement with Override. announcer/layer2 keeps its frame builders
-// unexported, so they are built here. They go out on one AF_PACKET socket,
-// which needs CAP_NET_RAW; without it the bursts are disabled (logged once)
-// and neighbours learn a moved address when their entry goes stale.
-// Everything else needs only CAP_NET_ADMIN.
+// newly assigned to an Ethernet interface gets the same burst as in layer2
+// mode, from announcer/neighbor (Options.GratuitousSchedule, counted through
+// Options.OnGratuitous): an ARP announcement and a gratuitous ARP reply, or an
+// unsolicited neighbor advertisement with Override. They go out on one
+// AF_PACKET socket, which needs CAP_NET_RAW; without it the bursts are
+// disabled (logged once) and neighbours learn a moved address when their
+// entry goes stale. Everything else needs only CAP_NET_ADMIN.
 //
 // # IPv6 details
 //

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/ironlb/ironlb/announcer/neighbor"
 	"github.com/ironlb/ironlb/announcer/vip"
 )
 
@@ -14,7 +15,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	v, err := vip.New(ctx, vip.Options{
-		OnGratuitous: func(iface string, family vip.Family) { /* count it */ },
+		OnGratuitous: func(iface string, family neighbor.Family) { /* count it */ },
 	})
 	if err != nil {
 		klog.Fatal(err)

@@ -2,24 +2,19 @@ package vip
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/ironlb/ironlb/announcer/internal/netnstest"
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 // Interface names inside the test namespaces; each namespace has its own, so
@@ -29,84 +24,31 @@ const (
 	ifaceB = "vb"
 )
 
-// Addresses, from documentation ranges only. A (the node running the
-// Announcer) and B (its neighbour) share 198.51.100.0/24 and
-// 2001:db8:1::/64; 203.0.113.0/24 and 2001:db8:ff::/64 are on no link, and
-// B routes them through A.
+// Networks on no link, which B routes through A (documentation ranges), and a
+// MAC nobody has.
 const (
-	nodeA4   = "198.51.100.1"
-	nodeA6   = "2001:db8:1::1"
-	nodeB4   = "198.51.100.2"
-	nodeB6   = "2001:db8:1::2"
 	offNet4  = "203.0.113.0/24"
 	offNet6  = "2001:db8:ff::/64"
 	wrongMAC = "02:00:00:00:00:99"
 )
 
-// testNet is two namespaces joined by a veth pair.
+// testNet is the network of netnstest: A (the node running the Announcer)
+// and B (its neighbour).
 type testNet struct {
-	nsA, nsB string
-	// macA is A's interface MAC, lower case.
-	macA string
-}
-
-// requireRoot fails, rather than skips, without root: CI runs as root, and
-// a silently skipped data-plane test would hide regressions.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("this test builds network namespaces and needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW); run it as root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("this test needs ip(8) from iproute2: %v", err)
-	}
+	*netnstest.Net
 }
 
 // newTestNet builds the topology and deletes it when the test ends, whatever
 // the outcome.
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	requireRoot(t)
-	suffix := make([]byte, 3)
-	_, _ = rand.Read(suffix)
-	prefix := fmt.Sprintf("ilbvip-%d-%s", os.Getpid(), hex.EncodeToString(suffix))
-	n := &testNet{nsA: prefix + "-a", nsB: prefix + "-b"}
-	// Registered before anything exists, so a failure halfway still cleans
-	// up. Deleting a namespace deletes its veth end, and with it the pair.
-	t.Cleanup(func() {
-		for _, ns := range []string{n.nsA, n.nsB} {
-			if out, err := runCmd(10*time.Second, "ip", "netns", "del", ns); err != nil && !strings.Contains(out, "No such file") {
-				t.Errorf("deleting namespace %s: %v: %s", ns, err, out)
-			}
-		}
-	})
-	n.ip(t, "netns", "add", n.nsA)
-	n.ip(t, "netns", "add", n.nsB)
-	n.ip(t, "link", "add", ifaceA, "netns", n.nsA, "type", "veth", "peer", "name", ifaceB, "netns", n.nsB)
-	for _, side := range []struct{ ns, iface, v4, v6 string }{
-		{n.nsA, ifaceA, nodeA4 + "/24", nodeA6 + "/64"},
-		{n.nsB, ifaceB, nodeB4 + "/24", nodeB6 + "/64"},
-	} {
-		// No DAD: the link-local address, and with it IPv6, is up at once.
-		n.sysctl(t, side.ns, "net/ipv6/conf/"+side.iface+"/dad_transmits", "0")
-		n.ip(t, "-n", side.ns, "addr", "add", side.v4, "dev", side.iface)
-		n.ip(t, "-n", side.ns, "addr", "add", side.v6, "dev", side.iface, "nodad")
-		n.ip(t, "-n", side.ns, "link", "set", side.iface, "up")
+	n := &testNet{netnstest.New(t, "ilbvip", ifaceA, ifaceB)}
+	for _, ns := range []string{n.A.Netns, n.B.Netns} {
 		// A node's lo is always up; a new namespace's is not.
-		n.ip(t, "-n", side.ns, "link", "set", "lo", "up")
+		n.IP(t, "-n", ns, "link", "set", "lo", "up")
 	}
-	n.ip(t, "-n", n.nsB, "route", "add", offNet4, "via", nodeA4)
-	n.ip(t, "-n", n.nsB, "route", "add", offNet6, "via", nodeA6)
-	n.waitIPv6(t, n.nsA, ifaceA)
-	n.waitIPv6(t, n.nsB, ifaceB)
-
-	var links []struct {
-		Address string `json:"address"`
-	}
-	if err := json.Unmarshal([]byte(n.ip(t, "-j", "-n", n.nsA, "link", "show", ifaceA)), &links); err != nil || len(links) != 1 {
-		t.Fatalf("reading %s's MAC: %v %v", ifaceA, links, err)
-	}
-	n.macA = strings.ToLower(links[0].Address)
+	n.IP(t, "-n", n.B.Netns, "route", "add", offNet4, "via", netnstest.A4)
+	n.IP(t, "-n", n.B.Netns, "route", "add", offNet6, "via", netnstest.A6)
 	return n
 }
 
@@ -114,7 +56,7 @@ func newTestNet(t *testing.T) *testNet {
 // (before the namespaces go).
 func (n *testNet) newAnnouncer(t *testing.T, opts Options) *Announcer {
 	t.Helper()
-	opts.NetNSPath = "/run/netns/" + n.nsA
+	opts.NetNSPath = "/run/netns/" + n.A.Netns
 	a, err := New(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -137,54 +79,9 @@ func set(t *testing.T, a *Announcer, want map[string]string) {
 
 func trySet(t *testing.T, a *Announcer, want map[string]string) error {
 	t.Helper()
-	m := map[netip.Addr]string{}
-	for addr, iface := range want {
-		m[netip.MustParseAddr(addr)] = iface
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	return a.SetAnnounced(ctx, m)
-}
-
-// ip runs ip(8) in the root namespace (use -n to aim elsewhere) and returns
-// its output, failing the test on error.
-func (n *testNet) ip(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := runCmd(10*time.Second, "ip", args...)
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// sysctl sets a per-namespace sysctl, key in /proc/sys path form.
-func (n *testNet) sysctl(t *testing.T, ns, key, value string) {
-	t.Helper()
-	n.ip(t, "netns", "exec", ns, "sh", "-c", "echo "+value+" > /proc/sys/"+key)
-}
-
-// runCmd runs a command, killed after timeout.
-func runCmd(timeout time.Duration, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// waitIPv6 waits until IPv6 is up on iface: until then sending to a
-// multicast group fails with ENETUNREACH.
-func (n *testNet) waitIPv6(t *testing.T, ns, iface string) {
-	t.Helper()
-	var routes string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		routes = n.ip(t, "-n", ns, "-6", "route", "show", "table", "local", "dev", iface)
-		if strings.Contains(routes, "ff00::/8") {
-			return
-		}
-	}
-	t.Fatalf("IPv6 not up on %s in %s after 5s; local routes:\n%s", iface, ns, routes)
+	return a.SetAnnounced(ctx, netnstest.ParseAddrs(want))
 }
 
 // ipAddr is one address as `ip -j addr` shows it.
@@ -202,7 +99,7 @@ func (n *testNet) addrsOn(t *testing.T, iface string) []ipAddr {
 	var links []struct {
 		AddrInfo []ipAddr `json:"addr_info"`
 	}
-	out := n.ip(t, "-j", "-n", n.nsA, "addr", "show", "dev", iface)
+	out := n.IP(t, "-j", "-n", n.A.Netns, "addr", "show", "dev", iface)
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
 		t.Fatalf("parsing `ip -j addr show dev %s`: %v: %s", iface, err, out)
 	}
@@ -224,7 +121,7 @@ func (n *testNet) requireAddr(t *testing.T, iface, addr string) ipAddr {
 	t.Helper()
 	a, ok := n.findAddr(t, iface, addr)
 	if !ok {
-		t.Fatalf("%s is not on %s; `ip addr show %s`:\n%s", addr, iface, iface, n.ip(t, "-n", n.nsA, "addr", "show", "dev", iface))
+		t.Fatalf("%s is not on %s; `ip addr show %s`:\n%s", addr, iface, iface, n.IP(t, "-n", n.A.Netns, "addr", "show", "dev", iface))
 	}
 	if want := netip.MustParseAddr(addr).BitLen(); a.PrefixLen != want {
 		t.Errorf("%s on %s has prefix length %d, want %d", addr, iface, a.PrefixLen, want)
@@ -236,61 +133,22 @@ func (n *testNet) requireAddr(t *testing.T, iface, addr string) ipAddr {
 func (n *testNet) requireNoAddr(t *testing.T, iface, addr string) {
 	t.Helper()
 	if _, ok := n.findAddr(t, iface, addr); ok {
-		t.Fatalf("%s is still on %s; `ip addr show %s`:\n%s", addr, iface, iface, n.ip(t, "-n", n.nsA, "addr", "show", "dev", iface))
+		t.Fatalf("%s is still on %s; `ip addr show %s`:\n%s", addr, iface, iface, n.IP(t, "-n", n.A.Netns, "addr", "show", "dev", iface))
 	}
-}
-
-// neighB returns B's neighbour entry for addr, lower case.
-func (n *testNet) neighB(t *testing.T, addr string) string {
-	t.Helper()
-	return strings.ToLower(strings.TrimSpace(n.ip(t, "-n", n.nsB, "neigh", "show", addr, "dev", ifaceB)))
 }
 
 // seedWrongNeigh gives B a stale entry for addr pointing at a MAC nobody
 // has, as if the address had lived on another node.
 func (n *testNet) seedWrongNeigh(t *testing.T, addr string) {
 	t.Helper()
-	n.ip(t, "-n", n.nsB, "neigh", "replace", addr, "lladdr", wrongMAC, "nud", "stale", "dev", ifaceB)
+	n.IP(t, "-n", n.B.Netns, "neigh", "replace", addr, "lladdr", wrongMAC, "nud", "stale", "dev", ifaceB)
 }
 
 // waitNeighMAC waits until B's entry for addr names A's MAC, and returns
 // how long that took.
 func (n *testNet) waitNeighMAC(t *testing.T, addr string, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	var entry string
-	for time.Since(start) < timeout {
-		if entry = n.neighB(t, addr); strings.Contains(entry, n.macA) {
-			return time.Since(start)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("B's neighbour entry for %s is %q after %v, want A's MAC %s", addr, entry, timeout, n.macA)
-	return 0
-}
-
-// inNS runs fn on a thread switched into the namespace name, and waits for
-// it. Sockets belong to the namespace of the thread that creates them.
-func inNS(t *testing.T, name string, fn func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread is thrown away when this goroutine
-		// ends instead of returning to the scheduler inside the namespace.
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(name)
-		if err == nil {
-			err = netns.Set(h)
-			_ = h.Close()
-		}
-		if err == nil {
-			fn()
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("entering namespace %s: %v", name, err)
-	}
+	return n.WaitNeighB(t, addr, timeout, "A's MAC "+n.A.MAC, func(entry string) bool { return strings.Contains(entry, n.A.MAC) })
 }
 
 // greeting is what the test servers say to every connection.
@@ -304,7 +162,7 @@ func (n *testNet) serveOnA(t *testing.T, addr string) string {
 		l   net.Listener
 		err error
 	)
-	inNS(t, n.nsA, func() { l, err = net.Listen("tcp", net.JoinHostPort(addr, "0")) })
+	netnstest.InNS(t, n.A.Netns, func() { l, err = net.Listen("tcp", net.JoinHostPort(addr, "0")) })
 	if err != nil {
 		t.Fatalf("listening on %s in A: %v", addr, err)
 	}
@@ -334,7 +192,7 @@ func (n *testNet) dialFromB(t *testing.T, hostport string, timeout time.Duration
 		got string
 		err error
 	)
-	inNS(t, n.nsB, func() {
+	netnstest.InNS(t, n.B.Netns, func() {
 		var c net.Conn
 		if c, err = net.DialTimeout("tcp", hostport, timeout); err != nil {
 			return
@@ -361,24 +219,24 @@ func (n *testNet) requireReachable(t *testing.T, hostport string) {
 // probed inside B so the root namespace is never touched.
 func (n *testNet) dummySupported(t *testing.T) bool {
 	t.Helper()
-	out, err := runCmd(10*time.Second, "ip", "-n", n.nsB, "link", "add", "ilbprobe0", "type", "dummy")
+	out, err := netnstest.Run(10*time.Second, "ip", "-n", n.B.Netns, "link", "add", "ilbprobe0", "type", "dummy")
 	if err != nil {
 		t.Logf("no dummy interfaces on this kernel: %s", strings.TrimSpace(out))
 		return false
 	}
-	n.ip(t, "-n", n.nsB, "link", "del", "ilbprobe0")
+	n.IP(t, "-n", n.B.Netns, "link", "del", "ilbprobe0")
 	return true
 }
 
 // hooks records what the Announcer reports through OnGratuitous.
 type hooks struct {
 	mu    sync.Mutex
-	sent  map[Family]int
+	sent  map[neighbor.Family]int
 	iface map[string]int
 }
 
 func newHooks() *hooks {
-	return &hooks{sent: map[Family]int{}, iface: map[string]int{}}
+	return &hooks{sent: map[neighbor.Family]int{}, iface: map[string]int{}}
 }
 
 func (h *hooks) options(schedule ...time.Duration) Options {
@@ -387,7 +245,7 @@ func (h *hooks) options(schedule ...time.Duration) Options {
 	}
 	return Options{
 		GratuitousSchedule: schedule,
-		OnGratuitous: func(iface string, f Family) {
+		OnGratuitous: func(iface string, f neighbor.Family) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.sent[f]++
@@ -396,7 +254,7 @@ func (h *hooks) options(schedule ...time.Duration) Options {
 	}
 }
 
-func (h *hooks) count(f Family) int {
+func (h *hooks) count(f neighbor.Family) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sent[f]
@@ -410,7 +268,7 @@ func (h *hooks) on(iface string) int {
 
 // waitCount waits until f's packet count reaches want, and fails if it
 // does not within timeout or goes beyond.
-func (h *hooks) waitCount(t *testing.T, f Family, want int, timeout time.Duration) {
+func (h *hooks) waitCount(t *testing.T, f neighbor.Family, want int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for h.count(f) < want && time.Now().Before(deadline) {

@@ -18,23 +18,9 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
-
-// Family is an address family, as reported to OnGratuitous.
-type Family string
-
-// The address families.
-const (
-	IPv4 Family = "ipv4"
-	IPv6 Family = "ipv6"
-)
-
-func familyOf(a netip.Addr) Family {
-	if a.Is4() {
-		return IPv4
-	}
-	return IPv6
-}
 
 // DummyInterface is the dummy interface this package creates for addresses
 // outside every node subnet, for a routing daemon to pick up.
@@ -70,12 +56,13 @@ type Options struct {
 	// GratuitousSchedule holds the offsets, from the moment an address is
 	// added, at which a gratuitous round is sent (for IPv4 an ARP
 	// announcement and a gratuitous ARP reply, for IPv6 an unsolicited
-	// neighbor advertisement). Nil means layer2's default, 0, 0.5 s, 1.1 s,
-	// 2.2 s and 4.4 s; an empty non-nil slice disables announcements.
+	// neighbor advertisement). Nil means neighbor.DefaultSchedule, 0,
+	// 0.5 s, 1.1 s, 2.2 s and 4.4 s, as in layer2 mode; an empty non-nil
+	// slice disables announcements.
 	GratuitousSchedule []time.Duration
 	// OnGratuitous, if set, is called for every gratuitous packet sent, for
 	// example to count them. It must not block.
-	OnGratuitous func(iface string, family Family)
+	OnGratuitous func(iface string, family neighbor.Family)
 }
 
 // Announcer assigns the addresses this node owns to its interfaces, so the
@@ -98,13 +85,8 @@ type Announcer struct {
 	// subnet; "" until first needed.
 	offSubnet atomic.Pointer[string]
 
-	// sendMu gates gratuitous sends: bursts send under RLock after checking
-	// their context; stopping one cancels it under Lock. So once
-	// stopBurstLocked returns, nothing more is sent for that address.
-	sendMu     sync.RWMutex
-	burstCtx   context.Context
-	stopBursts context.CancelFunc
-	wg         sync.WaitGroup
+	// wg tracks the bursts' goroutines.
+	wg sync.WaitGroup
 }
 
 // New opens the netlink and packet sockets in the network namespace of
@@ -120,10 +102,7 @@ func New(ctx context.Context, opts Options) (*Announcer, error) {
 	if opts.FallbackInterface == "" {
 		opts.FallbackInterface = DefaultFallbackInterface
 	}
-	if opts.GratuitousSchedule == nil {
-		opts.GratuitousSchedule = defaultGratuitousSchedule
-	}
-	opts.GratuitousSchedule = normalizeSchedule(opts.GratuitousSchedule)
+	opts.GratuitousSchedule = neighbor.NormalizeSchedule(opts.GratuitousSchedule)
 
 	a := &Announcer{opts: opts, bursts: map[netip.Addr]burst{}}
 	var senderErr error
@@ -157,7 +136,6 @@ func New(ctx context.Context, opts Options) (*Announcer, error) {
 	if senderErr != nil {
 		logger.Error(senderErr, "Gratuitous ARP and neighbor advertisements are disabled (they need CAP_NET_RAW); neighbours will learn moved addresses only when their cache entries go stale")
 	}
-	a.burstCtx, a.stopBursts = context.WithCancel(context.WithoutCancel(ctx))
 	return a, nil
 }
 
@@ -248,10 +226,9 @@ func (a *Announcer) Close() error {
 		return nil
 	}
 	a.closed = true
-	a.sendMu.Lock()
-	a.stopBursts()
-	a.sendMu.Unlock()
-	clear(a.bursts)
+	for addr := range a.bursts {
+		a.stopBurstLocked(addr)
+	}
 	a.mu.Unlock()
 
 	a.wg.Wait()

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ironlb/ironlb/announcer/internal/netnstest"
+	"github.com/ironlb/ironlb/announcer/neighbor"
 )
 
 // The load-balancer addresses under test.
@@ -36,27 +39,27 @@ func TestIPv4AssignedAnnouncedAndRemoved(t *testing.T) {
 	took := n.waitNeighMAC(t, vip4, 2*time.Second)
 	t.Logf("SetAnnounced took %v; B's stale entry pointed at A %v after it returned", setTook, took)
 	// Two rounds of an ARP announcement and a gratuitous reply.
-	h.waitCount(t, IPv4, 4, 2*time.Second)
+	h.waitCount(t, neighbor.IPv4, 4, 2*time.Second)
 
 	n.requireReachable(t, n.serveOnA(t, vip4))
 
 	// Level-triggered: the same set again changes nothing and sends nothing.
 	set(t, a, map[string]string{vip4: ifaceA})
 	time.Sleep(150 * time.Millisecond)
-	if got := h.count(IPv4); got != 4 {
+	if got := h.count(neighbor.IPv4); got != 4 {
 		t.Errorf("an unchanged SetAnnounced sent gratuitous packets: %d, want still 4", got)
 	}
 
 	// Someone removes it behind our back: the next call repairs it.
-	n.ip(t, "-n", n.nsA, "addr", "del", vip4+"/32", "dev", ifaceA)
+	n.IP(t, "-n", n.A.Netns, "addr", "del", vip4+"/32", "dev", ifaceA)
 	set(t, a, map[string]string{vip4: ifaceA})
 	n.requireAddr(t, ifaceA, vip4)
-	h.waitCount(t, IPv4, 8, 2*time.Second)
+	h.waitCount(t, neighbor.IPv4, 8, 2*time.Second)
 
 	set(t, a, map[string]string{})
 	n.requireNoAddr(t, ifaceA, vip4)
-	if _, ok := n.findAddr(t, ifaceA, nodeA4); !ok {
-		t.Errorf("A's own %s went with the load-balancer address", nodeA4)
+	if _, ok := n.findAddr(t, ifaceA, netnstest.A4); !ok {
+		t.Errorf("A's own %s went with the load-balancer address", netnstest.A4)
 	}
 }
 
@@ -75,19 +78,19 @@ func TestIPv6AssignedAnnouncedAndRemoved(t *testing.T) {
 	requireMarked(t, a, vip6)
 	took := n.waitNeighMAC(t, vip6, 2*time.Second)
 	t.Logf("B's stale entry pointed at A %v after SetAnnounced returned", took)
-	h.waitCount(t, IPv6, 2, 2*time.Second)
+	h.waitCount(t, neighbor.IPv6, 2, 2*time.Second)
 
 	n.requireReachable(t, n.serveOnA(t, vip6))
 
 	// Deprecated, so the node never sources its own traffic from it.
-	if route := n.ip(t, "-n", n.nsA, "-6", "route", "get", nodeB6); !strings.Contains(route, "src "+nodeA6+" ") {
+	if route := n.IP(t, "-n", n.A.Netns, "-6", "route", "get", netnstest.B6); !strings.Contains(route, "src "+netnstest.A6+" ") {
 		t.Errorf("A would reach B from the wrong source: %s", route)
 	}
 
 	set(t, a, map[string]string{})
 	n.requireNoAddr(t, ifaceA, vip6)
-	if _, ok := n.findAddr(t, ifaceA, nodeA6); !ok {
-		t.Errorf("A's own %s went with the load-balancer address", nodeA6)
+	if _, ok := n.findAddr(t, ifaceA, netnstest.A6); !ok {
+		t.Errorf("A's own %s went with the load-balancer address", netnstest.A6)
 	}
 }
 
@@ -99,11 +102,11 @@ func TestRemovalStopsBurst(t *testing.T) {
 	// comes before it, even on a loaded machine.
 	a := n.newAnnouncer(t, h.options(0, time.Second))
 	set(t, a, map[string]string{vip4: ifaceA, vip6: ifaceA})
-	h.waitCount(t, IPv4, 2, 500*time.Millisecond)
-	h.waitCount(t, IPv6, 1, 500*time.Millisecond)
+	h.waitCount(t, neighbor.IPv4, 2, 500*time.Millisecond)
+	h.waitCount(t, neighbor.IPv6, 1, 500*time.Millisecond)
 	set(t, a, map[string]string{})
 	time.Sleep(1300 * time.Millisecond)
-	if v4, v6 := h.count(IPv4), h.count(IPv6); v4 != 2 || v6 != 1 {
+	if v4, v6 := h.count(neighbor.IPv4), h.count(neighbor.IPv6); v4 != 2 || v6 != 1 {
 		t.Fatalf("after removal the bursts went on: %d IPv4, %d IPv6 packets, want 2 and 1", v4, v6)
 	}
 }
@@ -114,24 +117,24 @@ func TestLeavesForeignAddressesAlone(t *testing.T) {
 	a := n.newAnnouncer(t, Options{GratuitousSchedule: []time.Duration{}})
 	// Someone else's host address, which looks like ours but is not marked.
 	const other4 = "198.51.100.20"
-	n.ip(t, "-n", n.nsA, "addr", "add", other4+"/32", "dev", "lo")
+	n.IP(t, "-n", n.A.Netns, "addr", "add", other4+"/32", "dev", "lo")
 
 	err := trySet(t, a, map[string]string{
-		nodeA4:          ifaceA, // the node's own addresses
-		nodeA6:          ifaceA,
+		netnstest.A4:    ifaceA, // the node's own addresses
+		netnstest.A6:    ifaceA,
 		other4:          ifaceA, // assigned, to another interface
 		"198.51.100.11": ifaceA, // fine: applied despite the others
 	})
 	if !isForeign(err) {
 		t.Fatalf("SetAnnounced of the node's own addresses: %v, want ErrForeignAddress", err)
 	}
-	for _, s := range []string{nodeA4 + " wanted on " + ifaceA, nodeA6 + " wanted on " + ifaceA, other4 + "/32 on lo"} {
+	for _, s := range []string{netnstest.A4 + " wanted on " + ifaceA, netnstest.A6 + " wanted on " + ifaceA, other4 + "/32 on lo"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error does not name %q: %v", s, err)
 		}
 	}
 	n.requireAddr(t, ifaceA, "198.51.100.11")
-	for _, addr := range []string{nodeA4, nodeA6, other4} {
+	for _, addr := range []string{netnstest.A4, netnstest.A6, other4} {
 		if got := kernelAddrs(t, a, addr); len(got) != 1 || got[0].ours() {
 			t.Errorf("%s: %+v, want one unmarked entry", addr, got)
 		}
@@ -142,7 +145,7 @@ func TestLeavesForeignAddressesAlone(t *testing.T) {
 		t.Fatalf("Cleanup: %v", err)
 	}
 	n.requireNoAddr(t, ifaceA, "198.51.100.11")
-	for iface, addrs := range map[string][]string{ifaceA: {nodeA4, nodeA6}, "lo": {other4}} {
+	for iface, addrs := range map[string][]string{ifaceA: {netnstest.A4, netnstest.A6}, "lo": {other4}} {
 		for _, addr := range addrs {
 			if _, ok := n.findAddr(t, iface, addr); !ok {
 				t.Errorf("%s was removed from %s, but ironlb never added it", addr, iface)
@@ -156,7 +159,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 	n := newTestNet(t)
 	want := map[string]string{vip4: ifaceA, vip6: ifaceA, offVIP4: "", offVIP6: ""}
 
-	crashed, err := New(t.Context(), Options{NetNSPath: "/run/netns/" + n.nsA, GratuitousSchedule: []time.Duration{}})
+	crashed, err := New(t.Context(), Options{NetNSPath: "/run/netns/" + n.A.Netns, GratuitousSchedule: []time.Duration{}})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -184,7 +187,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 			iface = off
 		}
 		if iface == DummyInterface {
-			if out, err := runCmd(10*time.Second, "ip", "-n", n.nsA, "link", "show", DummyInterface); err == nil {
+			if out, err := netnstest.Run(10*time.Second, "ip", "-n", n.A.Netns, "link", "show", DummyInterface); err == nil {
 				t.Errorf("Cleanup left %s behind: %s", DummyInterface, out)
 			}
 			continue
@@ -221,7 +224,7 @@ func TestOffSubnetOnDummyOrFallback(t *testing.T) {
 	n.requireReachable(t, n.serveOnA(t, offVIP4))
 	n.requireReachable(t, n.serveOnA(t, offVIP6))
 	time.Sleep(100 * time.Millisecond)
-	if v4, v6 := h.count(IPv4), h.count(IPv6); v4+v6 != 0 {
+	if v4, v6 := h.count(neighbor.IPv4), h.count(neighbor.IPv6); v4+v6 != 0 {
 		t.Errorf("sent %d IPv4 and %d IPv6 gratuitous packets for addresses on %s, want none", v4, v6, wantIface)
 	}
 
@@ -243,8 +246,8 @@ func TestMovesBetweenInterfaces(t *testing.T) {
 	a := n.newAnnouncer(t, h.options(0))
 
 	set(t, a, map[string]string{vip4: ifaceA, vip6: ifaceA})
-	h.waitCount(t, IPv4, 2, time.Second)
-	h.waitCount(t, IPv6, 1, time.Second)
+	h.waitCount(t, neighbor.IPv4, 2, time.Second)
+	h.waitCount(t, neighbor.IPv6, 1, time.Second)
 
 	set(t, a, map[string]string{vip4: "", vip6: ""})
 	off := a.OffSubnetInterface()
@@ -260,8 +263,8 @@ func TestMovesBetweenInterfaces(t *testing.T) {
 		n.requireAddr(t, ifaceA, addr)
 		requireMarked(t, a, addr)
 	}
-	h.waitCount(t, IPv4, 4, time.Second)
-	h.waitCount(t, IPv6, 2, time.Second)
+	h.waitCount(t, neighbor.IPv4, 4, time.Second)
+	h.waitCount(t, neighbor.IPv6, 2, time.Second)
 	if got := h.on(off); got != 0 {
 		t.Errorf("%d gratuitous packets on %s, want none", got, off)
 	}
@@ -353,7 +356,7 @@ func TestNeighboursNeedTheBurst(t *testing.T) {
 	set(t, a, map[string]string{vip4: ifaceA, vip6: ifaceA})
 	time.Sleep(300 * time.Millisecond)
 	for _, addr := range []string{vip4, vip6} {
-		if entry := n.neighB(t, addr); !strings.Contains(entry, wrongMAC) {
+		if entry := n.NeighB(t, addr); !strings.Contains(entry, wrongMAC) {
 			t.Errorf("B's entry for %s changed without a burst: %q", addr, entry)
 		}
 	}
@@ -364,7 +367,7 @@ func TestNeighboursNeedTheBurst(t *testing.T) {
 func TestForeignDummyName(t *testing.T) {
 	t.Parallel()
 	n := newTestNet(t)
-	n.ip(t, "-n", n.nsA, "link", "add", DummyInterface, "type", "veth", "peer", "name", "ilbpeer")
+	n.IP(t, "-n", n.A.Netns, "link", "add", DummyInterface, "type", "veth", "peer", "name", "ilbpeer")
 	a := n.newAnnouncer(t, Options{GratuitousSchedule: []time.Duration{}})
 	err := trySet(t, a, map[string]string{offVIP4: ""})
 	if err == nil || !strings.Contains(err.Error(), offVIP4) || !strings.Contains(err.Error(), "not a dummy") {
@@ -373,7 +376,7 @@ func TestForeignDummyName(t *testing.T) {
 	if err := a.Cleanup(t.Context()); err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
-	n.ip(t, "-n", n.nsA, "link", "show", DummyInterface)
+	n.IP(t, "-n", n.A.Netns, "link", "show", DummyInterface)
 }
 
 // TestWithoutCapNetRaw runs New on a thread holding CAP_NET_ADMIN but not
@@ -387,7 +390,7 @@ func TestWithoutCapNetRaw(t *testing.T) {
 		a   *Announcer
 		err error
 	)
-	inNS(t, n.nsA, func() {
+	netnstest.InNS(t, n.A.Netns, func() {
 		// Capabilities are per thread, and this one is thrown away after.
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var data [2]unix.CapUserData
@@ -410,7 +413,7 @@ func TestWithoutCapNetRaw(t *testing.T) {
 	set(t, a, map[string]string{vip4: ifaceA})
 	n.requireAddr(t, ifaceA, vip4)
 	n.requireReachable(t, n.serveOnA(t, vip4))
-	if got := h.count(IPv4); got != 0 {
+	if got := h.count(neighbor.IPv4); got != 0 {
 		t.Errorf("%d gratuitous packets without CAP_NET_RAW, want 0", got)
 	}
 	if err := a.Cleanup(t.Context()); err != nil {

@@ -1,15 +1,9 @@
 package vip
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
-	"github.com/mdlayher/ndp"
 )
 
 func TestLabelFor(t *testing.T) {
@@ -70,82 +64,5 @@ func TestNormalizeWant(t *testing.T) {
 	})
 	if len(got) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "both") {
 		t.Errorf("conflicting duplicate: got %v, errors %v", got, errs)
-	}
-}
-
-func TestNormalizeSchedule(t *testing.T) {
-	got := normalizeSchedule([]time.Duration{time.Second, -time.Second, 0})
-	want := []time.Duration{0, 0, time.Second}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
-		t.Errorf("normalizeSchedule = %v, want %v", got, want)
-	}
-}
-
-var testMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
-
-func TestGratuitousARPFrames(t *testing.T) {
-	addr := netip.MustParseAddr("198.51.100.10")
-	frames, err := gratuitousFrames(testMAC, addr)
-	if err != nil || len(frames) != 2 {
-		t.Fatalf("gratuitousFrames = %d frames, %v; want 2", len(frames), err)
-	}
-	for i, want := range []struct {
-		op        arp.Operation
-		targetMAC net.HardwareAddr
-	}{
-		{arp.OperationRequest, make(net.HardwareAddr, 6)},
-		{arp.OperationReply, testMAC},
-	} {
-		var f ethernet.Frame
-		if err := f.UnmarshalBinary(frames[i]); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		var p arp.Packet
-		if err := p.UnmarshalBinary(f.Payload); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		if f.Destination.String() != ethernet.Broadcast.String() || f.EtherType != ethernet.EtherTypeARP ||
-			p.Operation != want.op || p.SenderIP != addr || p.TargetIP != addr ||
-			p.SenderHardwareAddr.String() != testMAC.String() || p.TargetHardwareAddr.String() != want.targetMAC.String() {
-			t.Errorf("frame %d: %+v %+v", i, f, p)
-		}
-	}
-}
-
-func TestNeighborAdvertisementFrame(t *testing.T) {
-	addr := netip.MustParseAddr("2001:db8::10")
-	frames, err := gratuitousFrames(testMAC, addr)
-	if err != nil || len(frames) != 1 {
-		t.Fatalf("gratuitousFrames = %d frames, %v; want 1", len(frames), err)
-	}
-	var f ethernet.Frame
-	if err := f.UnmarshalBinary(frames[0]); err != nil {
-		t.Fatal(err)
-	}
-	ip := f.Payload
-	if f.EtherType != ethernet.EtherTypeIPv6 || f.Destination.String() != allNodesMAC.String() ||
-		ip[0]>>4 != 6 || ip[6] != protoICMPv6 || ip[7] != 255 {
-		t.Fatalf("headers: %+v % x", f, ip[:ipv6HeaderLen])
-	}
-	src, dst := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
-	if src != addr || dst != allNodes {
-		t.Errorf("%s -> %s, want %s -> %s", src, dst, addr, allNodes)
-	}
-	msg := ip[ipv6HeaderLen:]
-	m, err := ndp.ParseMessage(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	na, ok := m.(*ndp.NeighborAdvertisement)
-	if !ok || na.TargetAddress != addr || !na.Override || na.Solicited || na.Router {
-		t.Fatalf("advertisement: %+v", m)
-	}
-	if len(na.Options) != 1 || na.Options[0].(*ndp.LinkLayerAddress).Addr.String() != testMAC.String() {
-		t.Errorf("options: %+v", na.Options)
-	}
-	// Recomputing the checksum over the message as sent must give the same.
-	want, err := ndp.MarshalMessageChecksum(na, src, dst)
-	if err != nil || string(want) != string(msg) {
-		t.Errorf("checksum mismatch: % x vs % x (%v)", msg, want, err)
 	}
 }

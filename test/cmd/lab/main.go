@@ -18,18 +18,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -37,76 +33,32 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/test/framework"
+	"github.com/ironlb/ironlb/test/internal/detach"
 	"github.com/ironlb/ironlb/test/netlab"
 )
 
-const (
-	pidFile   = "serve.pid"
-	readyFile = "ready" // written by serve once the lab and control plane are usable
-	stateFile = "state.json"
-	serveLog  = "serve.log"
-)
+// stateFile is where serve records the lab for up and status, next to
+// detach's files.
+const stateFile = "state.json"
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "up":
-		err = up(args)
-	case "down":
-		err = down(args)
-	case "status":
-		err = status(args)
-	case "serve":
-		err = serve(args)
-	case "-h", "-help", "--help", "help":
-		usage()
-	default:
-		usage()
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "lab %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
-}
-
-func usage() {
-	fmt.Fprintf(os.Stderr, `usage: lab up|down|status [flags]
+	detach.Command{
+		Name:     "lab",
+		Server:   "lab",
+		StateDir: ".cache/lab",
+		Usage: `usage: lab up|down|status [flags]
 
   up      build the network lab and start its control plane in the background
   down    tear it down (and sweep namespaces left by crashed labs)
   status  report whether it runs, and its hosts
 
 Run "lab <command> -h" for the command's flags. Needs root.
-`)
-}
-
-// commonFlags are accepted by every subcommand.
-type commonFlags struct {
-	dir string
-}
-
-func newFlagSet(name string, cf *commonFlags) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	fs.StringVar(&cf.dir, "dir", "", "state directory (default <repo>/.cache/lab)")
-	return fs
-}
-
-func (cf *commonFlags) resolveDir() error {
-	if cf.dir == "" {
-		root, err := framework.RepoRoot()
-		if err != nil {
-			return err
-		}
-		cf.dir = filepath.Join(root, ".cache", "lab")
-	}
-	abs, err := filepath.Abs(cf.dir)
-	cf.dir = abs
-	return err
+`,
+		Up:     up,
+		Down:   down,
+		Status: status,
+		Serve:  serve,
+	}.Main()
 }
 
 // labFlags shape the lab; up passes them on to serve.
@@ -158,75 +110,21 @@ func (lf *labFlags) routerNames() []string {
 	return names
 }
 
-func up(args []string) error {
-	var cf commonFlags
+func up(fs *detach.Flags) error {
 	var lf labFlags
-	fs := newFlagSet("up", &cf)
-	lf.register(fs)
-	_ = fs.Parse(args)
-	if err := cf.resolveDir(); err != nil {
-		return err
-	}
+	lf.register(fs.FlagSet)
+	srv := fs.Server()
 	if os.Geteuid() != 0 {
 		return netlab.ErrNotRoot
 	}
-
-	if pid, ok := runningServe(cf.dir); ok {
-		if _, err := os.Stat(filepath.Join(cf.dir, readyFile)); err == nil {
-			fmt.Fprintf(os.Stderr, "lab already running (pid %d)\n", pid)
-			return printState(os.Stdout, cf.dir)
-		}
-		return fmt.Errorf("a lab (pid %d) is starting or unhealthy; run `down` first", pid)
-	}
-	// Fresh state every time: a previous run's etcd data and certificates
-	// would only cause confusion.
-	if err := os.RemoveAll(cf.dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(cf.dir, 0o755); err != nil {
-		return err
-	}
-
-	self, err := os.Executable()
+	started, err := srv.Up(lf.args(), lf.timeout)
 	if err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(cf.dir, serveLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := printState(os.Stdout, srv.Dir); err != nil || !started || !lf.ironlb {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(self, append([]string{"serve", "-dir", cf.dir}, lf.args()...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// A new session: no controlling terminal, not in the shell's job, so it
-	// outlives this command and ^C here.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "starting lab in %s (pid %d, log %s)\n", cf.dir, cmd.Process.Pid, logf.Name())
-
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(lf.timeout + 10*time.Second) // serve enforces the timeout itself
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("serve exited (%v) before the lab was ready; %s:\n%s", err, logf.Name(), tail(logf.Name(), 30))
-		case <-deadline:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			return fmt.Errorf("lab not ready after %v; sent SIGTERM to pid %d; see %s", lf.timeout, cmd.Process.Pid, logf.Name())
-		case <-tick.C:
-			if _, err := os.Stat(filepath.Join(cf.dir, readyFile)); err == nil {
-				if err := printState(os.Stdout, cf.dir); err != nil || !lf.ironlb {
-					return err
-				}
-				return printDemoFromState(os.Stdout, cf.dir)
-			}
-		}
-	}
+	return printDemoFromState(os.Stdout, srv.Dir)
 }
 
 // state is what serve records in state.json for up and status.
@@ -270,29 +168,16 @@ func hostsOf(lab *netlab.Lab) []host {
 
 // serve runs the lab in the foreground until SIGTERM/SIGINT/SIGHUP, or until
 // a control plane server dies.
-func serve(args []string) error {
-	var cf commonFlags
+func serve(fs *detach.Flags) error {
 	var lf labFlags
-	fs := newFlagSet("serve", &cf)
-	lf.register(fs)
-	_ = fs.Parse(args)
-	if err := cf.resolveDir(); err != nil {
-		return err
-	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format(time.RFC3339)}, args...)...)
-	}
-	if err := os.MkdirAll(cf.dir, 0o755); err != nil {
-		return err
-	}
-	pidPath := filepath.Join(cf.dir, pidFile)
-	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return err
-	}
-	defer os.Remove(pidPath)
+	lf.register(fs.FlagSet)
+	srv := fs.Server()
+	return srv.Serve(func(ctx context.Context) error { return runLab(ctx, srv, lf) })
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
+// runLab builds the lab and runs it until ctx ends, -ttl passes or a control
+// plane server dies.
+func runLab(ctx context.Context, srv detach.Server, lf labFlags) error {
 	startCtx, cancel := context.WithTimeout(ctx, lf.timeout)
 	defer cancel()
 
@@ -302,21 +187,21 @@ func serve(args []string) error {
 		Client:  lf.client,
 		Client2: lf.client2,
 		Routers: lf.routerNames(),
-		Dir:     cf.dir,
+		Dir:     srv.Dir,
 		ControlPlane: framework.Options{
 			ServiceCIDR:  lf.serviceCIDR,
 			StartTimeout: lf.timeout,
 		},
 		// We handle the signals (ctx above) and close the lab ourselves.
 		NoSignalHandler: true,
-		Logf:            logf,
+		Logf:            detach.Logf,
 	})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err := lab.Close(); err != nil {
-			logf("%v", err)
+			detach.Logf("%v", err)
 		}
 	}()
 	networkUp := time.Since(begin)
@@ -333,7 +218,7 @@ func serve(args []string) error {
 		}
 	}
 	if lf.ironlb {
-		env, err := startDemo(startCtx, lab, cp, logf)
+		env, err := startDemo(startCtx, lab, cp, detach.Logf)
 		if err != nil {
 			return err
 		}
@@ -350,7 +235,7 @@ func serve(args []string) error {
 		NetworkUp:   networkUp.Round(time.Millisecond).String(),
 		ControlUp:   controlUp.Round(time.Millisecond).String(),
 		ServePid:    os.Getpid(),
-		LogDir:      cf.dir,
+		LogDir:      srv.Dir,
 		ServiceCIDR: cp.ServiceCIDR,
 	}
 	var expired <-chan time.Time
@@ -364,22 +249,22 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(cf.dir, stateFile), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(srv.Dir, stateFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	readyPath := filepath.Join(cf.dir, readyFile)
-	if err := os.WriteFile(readyPath, []byte(cp.Kubeconfig+"\n"), 0o644); err != nil {
+	unready, err := srv.SetReady(cp.Kubeconfig)
+	if err != nil {
 		return err
 	}
-	defer os.Remove(readyPath)
-	logf("lab %s ready (network %v, control plane %v)", lab.ID, st.NetworkUp, st.ControlUp)
+	defer unready()
+	detach.Logf("lab %s ready (network %v, control plane %v)", lab.ID, st.NetworkUp, st.ControlUp)
 
 	select {
 	case <-ctx.Done():
-		logf("signal received, tearing the lab down")
+		detach.Logf("signal received, tearing the lab down")
 		return nil
 	case <-expired:
-		logf("-ttl %v reached, tearing the lab down", lf.ttl)
+		detach.Logf("-ttl %v reached, tearing the lab down", lf.ttl)
 		return nil
 	case <-cp.Etcd.Done():
 		return fmt.Errorf("etcd exited unexpectedly (%v); tearing the lab down", cp.Etcd.Wait())
@@ -440,38 +325,14 @@ func dash(s string) string {
 	return s
 }
 
-func down(args []string) error {
-	var cf commonFlags
-	fs := newFlagSet("down", &cf)
+func down(fs *detach.Flags) error {
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait before SIGKILL")
-	_ = fs.Parse(args)
-	if err := cf.resolveDir(); err != nil {
+	srv := fs.Server()
+	// Its servers have Pdeathsig set and die with it; Sweep below removes
+	// the namespaces.
+	if _, err := srv.Down(*timeout); err != nil {
 		return err
 	}
-	if pid, ok := runningServe(cf.dir); ok {
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "stopping lab (pid %d)\n", pid)
-		deadline := time.Now().Add(*timeout)
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				// Its servers have Pdeathsig set and die with it; Sweep
-				// below removes the namespaces.
-				fmt.Fprintf(os.Stderr, "pid %d ignored SIGTERM for %v; killing it\n", pid, *timeout)
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				for i := 0; i < 50 && alive(pid); i++ {
-					time.Sleep(100 * time.Millisecond)
-				}
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	} else {
-		fmt.Fprintln(os.Stderr, "lab is not running")
-	}
-	_ = os.Remove(filepath.Join(cf.dir, pidFile))
-	_ = os.Remove(filepath.Join(cf.dir, readyFile))
 
 	// Whatever a crashed (or just killed) serve left behind.
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -483,7 +344,7 @@ func down(args []string) error {
 	if err != nil {
 		return err
 	}
-	if st, err := readState(cf.dir); err == nil {
+	if st, err := readState(srv.Dir); err == nil {
 		var left []string
 		for _, ns := range st.Namespaces {
 			if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
@@ -498,21 +359,13 @@ func down(args []string) error {
 	return nil
 }
 
-func status(args []string) error {
-	var cf commonFlags
-	fs := newFlagSet("status", &cf)
-	_ = fs.Parse(args)
-	if err := cf.resolveDir(); err != nil {
+func status(fs *detach.Flags) error {
+	srv := fs.Server()
+	pid, err := srv.Check()
+	if err != nil {
 		return err
 	}
-	pid, ok := runningServe(cf.dir)
-	if !ok {
-		return errors.New("not running")
-	}
-	if _, err := os.Stat(filepath.Join(cf.dir, readyFile)); err != nil {
-		return fmt.Errorf("starting or stopping (pid %d), not ready; see %s", pid, filepath.Join(cf.dir, serveLog))
-	}
-	st, err := readState(cf.dir)
+	st, err := readState(srv.Dir)
 	if err != nil {
 		return err
 	}
@@ -529,13 +382,10 @@ func status(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
-		return fmt.Errorf("running (pid %d) but %s is not ready: %w", pid, st.APIServer, err)
+	if err := detach.ProbeAPIServer(pid, st.APIServer, client); err != nil {
+		return err
 	}
-	fmt.Fprintf(os.Stderr, "running (pid %d), %s ready\n", pid, st.APIServer)
-	return printState(os.Stdout, cf.dir)
+	return printState(os.Stdout, srv.Dir)
 }
 
 // labClient reaches the lab's apiserver, which listens only inside the lab,
@@ -547,53 +397,4 @@ func labClient(st *state) (kubernetes.Interface, error) {
 	}
 	cfg.Dial = framework.NetnsDialer(st.ID + "-cp")
 	return kubernetes.NewForConfig(cfg)
-}
-
-// runningServe returns the pid from dir's pid file if that process is alive
-// and is a lab serve process for dir (guarding against a recycled pid).
-func runningServe(dir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, pidFile))
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || !alive(pid) {
-		return 0, false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return 0, false
-	}
-	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(argv) < 4 || argv[1] != "serve" || !slices.Contains(argv, dir) {
-		return 0, false
-	}
-	return pid, true
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// Format: pid (comm) state ...; comm may contain spaces or parens.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
