@@ -50,6 +50,7 @@ fmt-check:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime $(FUZZTIME) ./ipam/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBGP$$' -fuzztime $(FUZZTIME) ./config/
 
 ## bench: allocator benchmarks (figures go to docs/benchmarks.md).
 bench:
