@@ -603,6 +603,12 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 		}
 		ownershipChanges.WithLabelValues("acquired").Inc()
 		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
+		switch {
+		case a.mode == config.ModeBGP:
+			msg = fmt.Sprintf("%s announces %s to its BGP peers (bgp)", s.opts.NodeName, ip)
+		case a.iface == "":
+			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
+		}
 		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
 		for _, key := range a.services {
 			if svc := byKey[key]; svc != nil {
