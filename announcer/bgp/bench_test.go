@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/routers"
 )
 
 // BenchmarkConvergence measures, end to end on the lab, how long a route
@@ -26,7 +27,7 @@ import (
 func BenchmarkConvergence(b *testing.B) {
 	lab := netlab.NewForTest(b, netlab.Options{Nodes: 1, Routers: []string{"r1"}})
 	r1, n1 := lab.Routers()[0], lab.Node(1)
-	startFRR(b, lab, r1, frrNeighbors(lab, ""), "")
+	routers.StartFRRForTest(b, r1, routers.FRROptions{BGPD: frrNeighbors(lab, "")})
 	fib := watchFIB(b, r1)
 	prefix := netip.PrefixFrom(vip4, 32)
 	section := fmt.Sprintf("localASN: %d\npeers: [{name: r1, address: %s, asn: %d}]\n", nodeASN, r1.IPv4, routerASN)
@@ -127,7 +128,7 @@ func (w *fibWatch) wait(tb testing.TB, prefix netip.Prefix, present bool) time.T
 func BenchmarkSpeakerMemory(b *testing.B) {
 	lab := netlab.NewForTest(b, netlab.Options{Nodes: 1, Routers: []string{"r1"}})
 	r1, n1 := lab.Routers()[0], lab.Node(1)
-	router := startFRR(b, lab, r1, frrNeighbors(lab, ""), "")
+	router := routers.StartFRRForTest(b, r1, routers.FRROptions{BGPD: frrNeighbors(lab, "")})
 	section := fmt.Sprintf("localASN: %d\npeers: [{name: r1, address: %s, asn: %d}]\n", nodeASN, r1.IPv4, routerASN)
 	var many []string
 	for i := range 1000 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/routers"
 )
 
 // TestBIRD: iBGP with BIRD 2. LOCAL_PREF and both kinds of communities
@@ -27,7 +28,7 @@ func TestBIRD(t *testing.T) {
 }
 `, n.Name, r1.IPv4, nodeASN, n.IPv4, nodeASN)
 	}
-	router := startBIRD(t, r1, conf)
+	router := routers.StartBIRDForTest(t, r1, conf)
 	s1, s2 := startSpeaker(t, lab, n1), startSpeaker(t, lab, n2)
 	rackA := map[string]string{"rack": "a"}
 	rackB := map[string]string{"rack": "b"}
@@ -55,9 +56,9 @@ advertisements:
 		s2.configure(t, section(peer, "250"), nodeConfig{labels: rackB, pools: bgpPool})
 		s1.waitSession(t, "r1", true, "", 20*time.Second)
 		r, _ := waitRoute(t, router, p4, 10*time.Second, n1.IPv4)
-		p := r.paths[0]
-		if p.localPref != 250 || p.communities != "(64512,100)" || !strings.Contains(p.large, "(64512, 1, 2)") {
-			t.Errorf("path: local pref %d, communities %q, large communities %q", p.localPref, p.communities, p.large)
+		p := r.Paths[0]
+		if p.LocalPref != 250 || p.Communities != "(64512,100)" || !strings.Contains(p.LargeCommunities, "(64512, 1, 2)") {
+			t.Errorf("path: local pref %d, communities %q, large communities %q", p.LocalPref, p.Communities, p.LargeCommunities)
 		}
 		// n2 is in rack b: the peer does not select it.
 		if _, ok, _ := s2.lastState(t.Context(), "r1"); ok {
@@ -73,10 +74,10 @@ advertisements:
 
 	t.Run("attributes changed live", func(t *testing.T) {
 		s1.configure(t, section(peer, "50"), nodeConfig{labels: rackA, pools: bgpPool})
-		waitRouteWith(t, router, p4, func(r route) bool {
-			for _, p := range r.paths {
-				if p.nextHop == n1.IPv4 {
-					return p.localPref == 50
+		waitRouteWith(t, router, p4, func(r routers.Route) bool {
+			for _, p := range r.Paths {
+				if p.NextHop == n1.IPv4 {
+					return p.LocalPref == 50
 				}
 			}
 			return false
@@ -90,7 +91,7 @@ advertisements:
 		s2.configure(t, section("", "250"), nodeConfig{labels: rackA, pools: bgpPool})
 		s2.waitSession(t, "r1", false, "not configured", 5*time.Second)
 		waitRoute(t, router, p4, 5*time.Second, n1.IPv4)
-		out, err := router.birdc(t.Context(), "show", "protocols", n2.Name)
+		out, err := router.Birdc(t.Context(), "show", "protocols", n2.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,30 +106,12 @@ advertisements:
 	})
 }
 
-// waitRouteWith waits until ok holds for the router's route for prefix.
-func waitRouteWith(t testing.TB, r routeSource, prefix netip.Prefix, ok func(route) bool) {
-	t.Helper()
-	var last route
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var err error
-		last, err = r.bgpRoute(t.Context(), prefix)
-		if err == nil && ok(last) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("route %s: %+v (%v)", prefix, last.paths, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestListenPort: with bgp.listenPort set, a router that only dials in gets
 // a session (the node's own attempts go to a port where nothing listens).
 func TestListenPort(t *testing.T) {
 	lab := netlab.NewForTest(t, netlab.Options{Nodes: 1, Routers: []string{"r1"}})
 	r1, n1 := lab.Routers()[0], lab.Node(1)
-	router := startBIRD(t, r1, fmt.Sprintf(`log stderr all;
+	router := routers.StartBIRDForTest(t, r1, fmt.Sprintf(`log stderr all;
 router id %s;
 protocol device { }
 protocol bgp n1 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/routers"
 )
 
 // The lab's ASes: the routers' and the nodes'.
@@ -31,34 +32,7 @@ var (
 // IPv4 and IPv6 (eBGP, ECMP over up to 8 paths), followed by extra
 // per-neighbour lines.
 func frrNeighbors(lab *netlab.Lab, extra string) string {
-	r1 := lab.Routers()[0]
-	conf := fmt.Sprintf(`hostname %s
-log stdout informational
-router bgp %d
- bgp router-id %s
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- neighbor nodes peer-group
- neighbor nodes remote-as %d
- neighbor nodes timers connect 1
- neighbor nodes6 peer-group
- neighbor nodes6 remote-as %d
- neighbor nodes6 timers connect 1
-`, r1.Name, routerASN, r1.IPv4, nodeASN, nodeASN)
-	for _, n := range lab.Nodes() {
-		conf += fmt.Sprintf(" neighbor %s peer-group nodes\n neighbor %s peer-group nodes6\n", n.IPv4, n.IPv6)
-	}
-	conf += extra
-	conf += ` address-family ipv4 unicast
-  neighbor nodes activate
-  maximum-paths 8
- exit-address-family
- address-family ipv6 unicast
-  neighbor nodes6 activate
-  maximum-paths 8
- exit-address-family
-`
-	return conf
+	return routers.FRRNodesConfig(lab.Routers()[0], routerASN, nodeASN, lab.Nodes(), extra)
 }
 
 // peersYAML is the bgp section peering with r1 over IPv4 and IPv6.
@@ -82,7 +56,7 @@ const defaultAdvertisement = `  communities: ["64512:100", "64512:1:2"]`
 func TestFRR(t *testing.T) {
 	lab := netlab.NewForTest(t, netlab.Options{Nodes: 2, Routers: []string{"r1"}})
 	r1, n1, n2 := lab.Routers()[0], lab.Node(1), lab.Node(2)
-	router := startFRR(t, lab, r1, frrNeighbors(lab, ""), "")
+	router := routers.StartFRRForTest(t, r1, routers.FRROptions{BGPD: frrNeighbors(lab, "")})
 	nodes := []*speaker{startSpeaker(t, lab, n1), startSpeaker(t, lab, n2)}
 	for _, s := range nodes {
 		s.configure(t, peersYAML(r1, "", defaultAdvertisement), nodeConfig{pools: bgpPool})
@@ -96,15 +70,15 @@ func TestFRR(t *testing.T) {
 
 	t.Run("ECMP", func(t *testing.T) {
 		r, _ := waitRoute(t, router, p4, 10*time.Second, n1.IPv4, n2.IPv4)
-		for _, p := range r.paths {
-			if p.communities != "64512:100" || p.large != "64512:1:2" {
-				t.Errorf("path via %s: communities %q, large %q", p.nextHop, p.communities, p.large)
+		for _, p := range r.Paths {
+			if p.Communities != "64512:100" || p.LargeCommunities != "64512:1:2" {
+				t.Errorf("path via %s: communities %q, large %q", p.NextHop, p.Communities, p.LargeCommunities)
 			}
 		}
 		// bgpd marks multipath after its best-path run, which it holds back
 		// a little after an UPDATE.
-		waitRouteWith(t, router, p4, func(r route) bool {
-			return len(r.paths) == 2 && r.paths[0].multipath && r.paths[1].multipath
+		waitRouteWith(t, router, p4, func(r routers.Route) bool {
+			return len(r.Paths) == 2 && r.Paths[0].Multipath && r.Paths[1].Multipath
 		})
 		waitRoute(t, router, p6, 10*time.Second, n1.IPv6, n2.IPv6)
 		// zebra installs both next hops in the router's kernel.
@@ -112,14 +86,8 @@ func TestFRR(t *testing.T) {
 			prefix netip.Prefix
 			want   []netip.Addr
 		}{{p4, []netip.Addr{n1.IPv4, n2.IPv4}}, {p6, []netip.Addr{n1.IPv6, n2.IPv6}}} {
-			var hops []netip.Addr
-			err := framework.WaitFor(t.Context(), 5*time.Second, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
-				var err error
-				hops, err = kernelNextHops(ctx, r1, c.prefix)
-				return slices.Equal(hops, c.want), err
-			})
-			if err != nil {
-				t.Errorf("kernel route %s: next hops %v, want %v: %v", c.prefix, hops, c.want, err)
+			if _, err := routers.WaitKernelNextHops(t.Context(), r1, c.prefix, 5*time.Second, c.want...); err != nil {
+				t.Error(err)
 			}
 		}
 	})
@@ -155,14 +123,16 @@ func TestFRR(t *testing.T) {
 
 	t.Run("router restart", func(t *testing.T) {
 		begin := time.Now()
-		router.restart()
+		if err := router.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		r, _ := waitRoute(t, router, p4, 30*time.Second, n1.IPv4, n2.IPv4)
 		t.Logf("routes back %v after the router's restart began", time.Since(begin).Round(time.Millisecond))
 		for _, s := range nodes {
 			s.waitSession(t, "r1", true, "", 10*time.Second)
 		}
-		if len(r.paths) != 2 || r.paths[0].communities != "64512:100" {
-			t.Errorf("after restart: %+v", r.paths)
+		if len(r.Paths) != 2 || r.Paths[0].Communities != "64512:100" {
+			t.Errorf("after restart: %+v", r.Paths)
 		}
 		evs, err := nodes[0].events(t.Context())
 		if err != nil {
@@ -210,7 +180,7 @@ func TestFRRMisconfiguration(t *testing.T) {
 		conf += fmt.Sprintf("  neighbor %s activate\n", n.IPv4)
 	}
 	conf += " exit-address-family\n"
-	router := startFRR(t, lab, r1, conf, "")
+	router := routers.StartFRRForTest(t, r1, routers.FRROptions{BGPD: conf})
 	s1, s2 := startSpeaker(t, lab, n1), startSpeaker(t, lab, n2)
 
 	section := func(localASN, peerASN int) string {
@@ -270,23 +240,6 @@ peers:
 	})
 }
 
-// frrPeerState returns FRR's BGP state for a neighbour (Established,
-// Active, …).
-func frrPeerState(t testing.TB, f *frr, addr netip.Addr) string {
-	t.Helper()
-	out, err := f.vtysh(t.Context(), "show bgp neighbors "+addr.String()+" json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]struct {
-		BGPState string `json:"bgpState"`
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("show bgp neighbors: %v: %s", err, out)
-	}
-	return doc[addr.String()].BGPState
-}
-
 // TestFRRBFD: with BFD on both ends, cutting a node's link takes its route
 // away at the router within the BFD detection time (3 × 300 ms), well before
 // the 30 s hold time would.
@@ -301,7 +254,7 @@ func TestFRRBFD(t *testing.T) {
  exit
 exit
 `
-	router := startFRR(t, lab, r1, frrNeighbors(lab, " neighbor nodes bfd\n neighbor nodes bfd profile fast\n"), bfdd)
+	router := routers.StartFRRForTest(t, r1, routers.FRROptions{BGPD: frrNeighbors(lab, " neighbor nodes bfd\n neighbor nodes bfd profile fast\n"), BFDD: bfdd})
 	nodes := []*speaker{startSpeaker(t, lab, n1), startSpeaker(t, lab, n2)}
 	section := fmt.Sprintf(`
 localASN: %d
@@ -345,12 +298,12 @@ peers:
 }
 
 // waitBFDUp waits until FRR's BFD sessions with peers are up.
-func waitBFDUp(t testing.TB, f *frr, peers ...netip.Addr) {
+func waitBFDUp(t testing.TB, f *routers.FRR, peers ...netip.Addr) {
 	t.Helper()
 	var out string
 	err := framework.WaitFor(t.Context(), 15*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var err error
-		out, err = f.vtysh(ctx, "show bfd peers json")
+		out, err = f.Vtysh(ctx, "show bfd peers json")
 		if err != nil {
 			return false, err
 		}

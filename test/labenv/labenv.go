@@ -1,7 +1,8 @@
 // Package labenv runs the whole of ironlb on a netlab network: a real
 // control plane in its namespace, ironlb-ccm beside it, one ironlb-speaker per
-// node namespace, a kube-proxy stand-in on every node and a client. The
-// end-to-end tests, the failover benchmark and the demo all start it here.
+// node namespace, a kube-proxy stand-in on every node, a client and, for BGP,
+// FRR on the router. The end-to-end tests, the failover benchmark and the
+// demo all start it here.
 package labenv
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/routers"
 )
 
 // HTTPPort is where every node's kube-proxy stand-in answers for VIPs.
@@ -47,6 +49,12 @@ type Options struct {
 	// Routers and Client2 are passed to the lab (for BGP).
 	Routers []string
 	Client2 bool
+	// FRR, when set, runs FRR (zebra and bgpd) on the lab's first router
+	// with the bgpd configuration it returns (routers.FRRNodesConfig peers
+	// with every node). It starts before the speakers, so their sessions
+	// come up at once instead of at gobgp's next connect retry; Env.Router
+	// reaches it and Stop stops it.
+	FRR func(lab *netlab.Lab) string
 	// Dir keeps logs; default a temporary folder removed by Close.
 	Dir  string
 	Logf func(format string, args ...any)
@@ -58,6 +66,8 @@ type Env struct {
 	CP     *framework.ControlPlane
 	Client kubernetes.Interface
 	CCM    *framework.CCM
+	// Router is FRR on the first router, with Options.FRR; else nil.
+	Router *routers.FRR
 
 	opts    Options
 	binDir  string
@@ -136,6 +146,16 @@ func Run(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, opts 
 	}
 	if err := e.createNodes(ctx); err != nil {
 		return nil, err
+	}
+	if opts.FRR != nil {
+		rs := lab.Routers()
+		if len(rs) == 0 {
+			return nil, fmt.Errorf("labenv: Options.FRR needs a router in the lab (Options.Routers)")
+		}
+		opts.Logf("labenv: starting FRR on %s", rs[0].Name)
+		if e.Router, err = routers.StartFRR(ctx, rs[0], routers.FRROptions{BGPD: opts.FRR(lab)}); err != nil {
+			return nil, err
+		}
 	}
 	opts.Logf("labenv: starting ironlb-ccm and %d speakers", len(lab.Nodes()))
 	if e.CCM, err = cp.StartCCM(context.Background(), framework.CCMOptions{Args: []string{"--allocation-retry-interval=2s"}}); err != nil {
@@ -252,9 +272,16 @@ func (e *Env) WaitForIP(ctx context.Context, namespace, name string, timeout tim
 // Answering asks the VIP over HTTP from the client and returns the node that
 // answered (one fresh connection, bounded by timeout).
 func (e *Env) Answering(ctx context.Context, vip netip.Addr, timeout time.Duration) (string, error) {
+	return AnsweringFrom(ctx, e.Lab.Client(), vip, timeout)
+}
+
+// AnsweringFrom asks the VIP over HTTP from host (e.g. client2, which
+// reaches VIPs only through the router) and returns the node that answered
+// (one fresh connection, so a new source port, bounded by timeout).
+func AnsweringFrom(ctx context.Context, host *netlab.Host, vip netip.Addr, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	body, err := e.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, HTTPPort)))
+	body, err := host.HTTPGet(ctx, fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, HTTPPort)))
 	if err != nil {
 		return "", err
 	}
@@ -287,7 +314,8 @@ func (e *Env) Close() {
 	_ = e.Lab.Close()
 }
 
-// Stop stops the speakers and the CCM, leaving the lab up.
+// Stop stops the speakers, the CCM and FRR, leaving the lab up. It is safe
+// to call more than once.
 func (e *Env) Stop() {
 	e.mu.Lock()
 	procs := make([]*framework.Process, 0, len(e.speakers))
@@ -301,6 +329,11 @@ func (e *Env) Stop() {
 	if e.CCM != nil {
 		_ = e.CCM.Stop(3 * time.Second)
 	}
+	if e.Router != nil {
+		if err := e.Router.Close(); err != nil {
+			e.opts.Logf("labenv: closing FRR: %v", err)
+		}
+	}
 }
 
 // WaitConverged waits until every running speaker sees all of them as
@@ -310,11 +343,21 @@ func (e *Env) WaitConverged(ctx context.Context, timeout time.Duration) error {
 	want := fmt.Sprintf("ironlb_speaker_members %d", len(e.Lab.Nodes()))
 	return framework.WaitFor(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		for _, n := range e.Lab.Nodes() {
-			body, err := n.HTTPGet(ctx, fmt.Sprintf("http://%s/metrics", netip.AddrPortFrom(n.IPv4, speakerMetricsPort)))
+			body, err := e.SpeakerMetrics(ctx, n.Name)
 			if err != nil || !strings.Contains(body, want+"\n") {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
+}
+
+// SpeakerMetrics returns node's speaker's /metrics (Prometheus text), read
+// from inside the node as a scraper on it would.
+func (e *Env) SpeakerMetrics(ctx context.Context, node string) (string, error) {
+	n := e.node(node)
+	if n == nil {
+		return "", fmt.Errorf("no node %s", node)
+	}
+	return n.HTTPGet(ctx, fmt.Sprintf("http://%s/metrics", netip.AddrPortFrom(n.IPv4, speakerMetricsPort)))
 }

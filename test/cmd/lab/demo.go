@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,11 +23,14 @@ import (
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/labenv"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/routers"
 )
 
 // demoConfig has one pool per mode the speaker implements. The layer2 VIPs
 // lie outside the lab's LAN subnet, so that pool names its interface; the
-// vip pool is on the LAN subnet, so its owner puts the address on eth0.
+// vip pool is on the LAN subnet, so its owner puts the address on eth0; the
+// bgp pool is announced by every node to FRR on r1 (AS 64512), which
+// spreads traffic over them with ECMP.
 const demoConfig = `# ironlb demo: one pool per mode
 pools:
 - name: lan-l2
@@ -34,7 +41,31 @@ pools:
   addresses: [198.51.100.50-198.51.100.59]
   mode: vip
   autoAssign: false
+- name: lan-bgp
+  addresses: [` + demoBGPRange + `, "2001:db8:200::100-2001:db8:200::1ff"]
+  mode: bgp
+  autoAssign: false
+bgp:
+  localASN: 64515
+  peers:                        # r1; a node that goes silent is dropped after 9 s
+  - {name: r1, address: 198.51.100.1, asn: 64512, holdTime: 9s}
+  - {name: r1-v6, address: "2001:db8:100::1", asn: 64512, holdTime: 9s}
+  advertisements:
+  - pools: [lan-bgp]
+    communities: ["64512:100"]
 `
+
+// The demo's BGP: its pool's IPv4 range (which the client reaches through
+// r1), and the ASes of r1 and of the nodes.
+const (
+	demoBGPRange = "203.0.113.128/26"
+	demoRouterAS = 64512
+	demoNodeAS   = 64515
+)
+
+// frrVtyFile, in the lab's directory, names FRR's vty socket directory for
+// the up command, which prints how to reach it.
+const frrVtyFile = "frr-vty-dir"
 
 // demoServices are created once ironlb runs.
 var demoServices = []*v1.Service{
@@ -45,6 +76,7 @@ var demoServices = []*v1.Service{
 		s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
 	}),
 	demoService("intranet", func(s *v1.Service) { s.Annotations[config.AnnotationPool] = "lan-vip" }),
+	demoService("routed", func(s *v1.Service) { s.Annotations[config.AnnotationPool] = "lan-bgp" }),
 }
 
 func demoService(name string, adjust func(*v1.Service)) *v1.Service {
@@ -61,11 +93,47 @@ func demoService(name string, adjust func(*v1.Service)) *v1.Service {
 	return s
 }
 
-// startDemo runs ironlb on the lab and creates the demo services.
+// startDemo runs ironlb on the lab, with FRR on the first router peering
+// with every node, and creates the demo services.
 func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, logf func(string, ...any)) (*labenv.Env, error) {
+	rs := lab.Routers()
+	if len(rs) == 0 {
+		return nil, errors.New("the demo's bgp pool needs a router: run with -routers r1 (the default)")
+	}
+	r1, client := rs[0], lab.Client()
+	if client == nil {
+		return nil, errors.New("the demo needs the client: run with -client (the default)")
+	}
+	// The client is on the LAN with on-link routes for the VIP ranges, as a
+	// neighbour of a layer2 load balancer is; the bgp range it reaches as
+	// any host behind a router does, through r1. r1 must then forward rather
+	// than send the client an ICMP redirect to whichever node its ECMP route
+	// picked, which the client would follow from then on, bypassing r1. And
+	// r1 hashes flows over its ECMP paths by ports too (Linux's default is
+	// by addresses only), so repeated requests from the client spread over
+	// the nodes. These sysctls are r1's own (per namespace).
+	for _, c := range []struct {
+		host *netlab.Host
+		cmd  []string
+	}{
+		{client, []string{"ip", "route", "replace", demoBGPRange, "via", r1.IPv4.String()}},
+		{r1, []string{"sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf." + r1.Iface + ".send_redirects=0",
+			"net.ipv4.fib_multipath_hash_policy=1"}},
+	} {
+		if _, err := c.host.Exec(ctx, c.cmd[0], c.cmd[1:]...); err != nil {
+			return nil, err
+		}
+	}
 	env, err := labenv.Run(ctx, lab, cp, labenv.Options{Config: demoConfig, Logf: logf,
-		SpeakerCapabilities: []string{"net_raw", "net_admin"}})
+		SpeakerCapabilities: []string{"net_raw", "net_admin"},
+		FRR: func(lab *netlab.Lab) string {
+			return routers.FRRNodesConfig(r1, demoRouterAS, demoNodeAS, lab.Nodes(), "")
+		}})
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(lab.Dir, frrVtyFile), []byte(env.Router.VtyDir()+"\n"), 0o644); err != nil {
+		env.Stop()
 		return nil, err
 	}
 	for _, svc := range demoServices {
@@ -80,22 +148,31 @@ func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane,
 // demoRow is one line of the demo table.
 type demoRow struct {
 	service, ip, pool, mode, announcer, answer string
+	// ready is set once the row shows the steady state: an address that
+	// answers and, for bgp, every node announcing it.
+	ready bool
+}
+
+// demoVantage is where the demo asks the services from: the client's
+// namespace, and the router through which it reaches bgp addresses.
+type demoVantage struct {
+	clientNetns, router string
 }
 
 // printDemo waits (bounded) until every LoadBalancer service has an address
 // that answers from the client, then prints what a person wants to see.
-func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, clientNetns string) error {
+func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, from demoVantage) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	var rows []demoRow
 	err := framework.WaitFor(ctx, 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var err error
-		rows, err = demoRows(ctx, client, clientNetns)
+		rows, err = demoRows(ctx, client, from)
 		if err != nil {
 			return false, nil
 		}
 		for _, r := range rows {
-			if r.ip == "" || !strings.HasPrefix(r.answer, "node=") {
+			if !r.ready {
 				return false, nil
 			}
 		}
@@ -110,7 +187,7 @@ func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, cl
 	return err
 }
 
-func demoRows(ctx context.Context, client kubernetes.Interface, clientNetns string) ([]demoRow, error) {
+func demoRows(ctx context.Context, client kubernetes.Interface, from demoVantage) ([]demoRow, error) {
 	cm, err := client.CoreV1().ConfigMaps(config.DefaultNamespace).Get(ctx, config.DefaultConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -118,6 +195,10 @@ func demoRows(ctx context.Context, client kubernetes.Interface, clientNetns stri
 	cfg, errs := config.Parse([]byte(cm.Data[config.ConfigMapKey]))
 	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
+	}
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
 	}
 	list, err := client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -134,8 +215,20 @@ func demoRows(ctx context.Context, client kubernetes.Interface, clientNetns stri
 		}
 		if ips := framework.IngressIPs(&svc); len(ips) > 0 {
 			row.ip = ips[0]
-			row.announcer = latestAnnouncer(ctx, client, &svc, ips[0])
-			row.answer = httpFrom(ctx, clientNetns, ips[0])
+			announcers := announcersOf(ctx, client, &svc, ips[0])
+			row.answer = httpFrom(ctx, from.clientNetns, ips[0])
+			row.ready = strings.HasPrefix(row.answer, "node=")
+			if row.mode == string(config.ModeBGP) {
+				// Every eligible node announces; the router spreads the
+				// traffic over them.
+				row.announcer = strings.Join(announcers, ",")
+				row.ready = row.ready && len(announcers) == len(nodes.Items)
+				if row.ready && from.router != "" {
+					row.answer += " (via " + from.router + ")"
+				}
+			} else {
+				row.announcer = latestAnnouncer(ctx, client, &svc, ips[0])
+			}
 		}
 		rows = append(rows, row)
 	}
@@ -143,17 +236,30 @@ func demoRows(ctx context.Context, client kubernetes.Interface, clientNetns stri
 	return rows, nil
 }
 
-// latestAnnouncer names the node of the newest Announcing event for ip.
-func latestAnnouncer(ctx context.Context, client kubernetes.Interface, svc *v1.Service, ip string) string {
+// announcingEvents lists the Announcing events about ip on svc.
+func announcingEvents(ctx context.Context, client kubernetes.Interface, svc *v1.Service, ip string) []v1.Event {
 	events, err := client.CoreV1().Events(svc.Namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: "involvedObject.name=" + svc.Name + ",reason=Announcing"})
 	if err != nil {
-		return ""
+		return nil
 	}
+	var out []v1.Event
+	for _, e := range events.Items {
+		// "n2 announces 203.0.113.10 on eth0 (layer2)"
+		if strings.Contains(e.Message, " announces "+ip+" ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// latestAnnouncer names the node of the newest Announcing event for ip: in
+// layer2 and vip mode, the one owner.
+func latestAnnouncer(ctx context.Context, client kubernetes.Interface, svc *v1.Service, ip string) string {
 	var latest *v1.Event
-	for i := range events.Items {
-		e := &events.Items[i]
-		if strings.Contains(e.Message, " "+ip+" ") && (latest == nil || e.LastTimestamp.After(latest.LastTimestamp.Time)) {
+	events := announcingEvents(ctx, client, svc, ip)
+	for i := range events {
+		if e := &events[i]; latest == nil || e.LastTimestamp.After(latest.LastTimestamp.Time) {
 			latest = e
 		}
 	}
@@ -161,6 +267,19 @@ func latestAnnouncer(ctx context.Context, client kubernetes.Interface, svc *v1.S
 		return ""
 	}
 	return strings.Fields(latest.Message)[0]
+}
+
+// announcersOf names, sorted, every node with an Announcing event for ip:
+// in bgp mode, all the nodes that announce it.
+func announcersOf(ctx context.Context, client kubernetes.Interface, svc *v1.Service, ip string) []string {
+	var names []string
+	for _, e := range announcingEvents(ctx, client, svc, ip) {
+		if n := strings.Fields(e.Message)[0]; !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // httpFrom asks the VIP from the client's namespace.
@@ -178,7 +297,8 @@ func httpFrom(ctx context.Context, netns, ip string) string {
 	return strings.TrimSpace(body)
 }
 
-// printDemoFromState prints the demo table of a running lab.
+// printDemoFromState prints the demo table of a running lab, and how to ask
+// r1's FRR what it learned.
 func printDemoFromState(w io.Writer, dir string) error {
 	st, err := readState(dir)
 	if err != nil {
@@ -188,6 +308,20 @@ func printDemoFromState(w io.Writer, dir string) error {
 	if err != nil {
 		return err
 	}
+	from := demoVantage{clientNetns: st.ID + "-cl"}
+	for _, h := range st.Hosts {
+		if h.Role == string(netlab.RoleRouter) {
+			from.router = h.Name
+			break
+		}
+	}
 	fmt.Fprintln(w, "\nironlb is running on the lab; waiting for every service to answer from the client...")
-	return printDemo(context.Background(), w, client, st.ID+"-cl")
+	if err := printDemo(context.Background(), w, client, from); err != nil {
+		return err
+	}
+	if vty, err := os.ReadFile(filepath.Join(dir, frrVtyFile)); err == nil {
+		fmt.Fprintf(w, "\n%s runs FRR (AS %d; the nodes are AS %d). What it learned:\n  vtysh --vty_socket %s -c 'show bgp summary' -c 'show ip bgp'\n",
+			from.router, demoRouterAS, demoNodeAS, strings.TrimSpace(string(vty)))
+	}
+	return nil
 }
