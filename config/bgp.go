@@ -391,11 +391,7 @@ func (p *BGPPeerFile) validate(path *field.Path, localASN uint32) (*BGPPeer, fie
 		GracefulRestart:   p.GracefulRestart,
 		PasswordSecretRef: p.PasswordSecretRef,
 	}
-	if p.Name == "" {
-		errs = append(errs, field.Required(path.Child("name"), "every peer needs a name (it labels metrics and events)"))
-	} else if msgs := validation.IsDNS1123Label(p.Name); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(path.Child("name"), p.Name, strings.Join(msgs, "; ")))
-	}
+	errs = append(errs, validateName(path.Child("name"), p.Name, "every peer needs a name (it labels metrics and events)")...)
 
 	if p.Address == "" {
 		errs = append(errs, field.Required(path.Child("address"), "the router's IPv4 or IPv6 address"))

@@ -99,11 +99,7 @@ func (p *PoolFile) validate(path *field.Path) (*Pool, []placedRange, field.Error
 		Priority:      p.Priority,
 		Interfaces:    p.Interfaces,
 	}
-	if p.Name == "" {
-		errs = append(errs, field.Required(path.Child("name"), "every pool needs a name"))
-	} else if msgs := validation.IsDNS1123Label(p.Name); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(path.Child("name"), p.Name, strings.Join(msgs, "; ")))
-	}
+	errs = append(errs, validateName(path.Child("name"), p.Name, "every pool needs a name")...)
 
 	if pool.Mode == "" {
 		pool.Mode = ModeLayer2
@@ -150,6 +146,18 @@ func (p *PoolFile) validate(path *field.Path) (*Pool, []placedRange, field.Error
 		}
 	}
 	return pool, ranges, errs
+}
+
+// validateName checks a required name that must be a DNS label; whyRequired
+// is the message when it is missing.
+func validateName(path *field.Path, name, whyRequired string) field.ErrorList {
+	if name == "" {
+		return field.ErrorList{field.Required(path, whyRequired)}
+	}
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		return field.ErrorList{field.Invalid(path, name, strings.Join(msgs, "; "))}
+	}
+	return nil
 }
 
 // selector compiles a label selector; an absent selector selects everything.
