@@ -73,7 +73,7 @@ bgp:
 
 func startBGPEnv(t *testing.T) *labenv.Env {
 	t.Helper()
-	env, err := labenv.Start(t.Context(), labenv.Options{
+	return startEnv(t, labenv.Options{
 		Nodes: 3, DualStack: true, Config: bgpConfig(false, 0),
 		Routers: []string{"r1"}, Client2: true,
 		FRR: func(lab *netlab.Lab) string {
@@ -82,27 +82,7 @@ func startBGPEnv(t *testing.T) *labenv.Env {
 		// What the DaemonSet grants; BGP itself needs none (it only dials
 		// out, from an unprivileged port).
 		SpeakerCapabilities: []string{"net_raw", "net_admin"},
-		Dir:                 logDir(t), Logf: t.Logf,
 	})
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	// Registered first, so it runs last: after the lab is gone, none of its
-	// namespaces may remain.
-	t.Cleanup(func() { checkNamespacesGone(t, env.Lab.Namespaces()) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range env.Lab.Nodes() {
-				if p := env.Speaker(n.Name); p != nil {
-					t.Logf("speaker %s log tail:\n%s", n.Name, p.LogTail(40))
-				}
-			}
-			t.Logf("ccm log tail:\n%s", env.CCM.LogTail(25))
-			t.Logf("FRR on r1:\n%s", env.Router.LogTails(40))
-		}
-		env.Close()
-	})
-	return env
 }
 
 // checkNamespacesGone fails t if `ip netns list` still shows one of

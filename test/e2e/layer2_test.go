@@ -43,24 +43,38 @@ const (
 	takeoverTimeout = 30 * time.Second
 )
 
-func startLayer2Env(t *testing.T) *labenv.Env {
+// startEnv starts ironlb on a lab for t. When t fails, the speakers', the
+// CCM's and any router's log tails are printed before everything goes; and
+// once the lab is gone, none of its namespaces may remain.
+func startEnv(t *testing.T, opts labenv.Options) *labenv.Env {
 	t.Helper()
-	env, err := labenv.Start(t.Context(), labenv.Options{Nodes: 3, DualStack: true, Config: layer2Config, Dir: logDir(t), Logf: t.Logf})
+	opts.Dir, opts.Logf = logDir(t), t.Logf
+	env, err := labenv.Start(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("start lab: %v", err)
 	}
+	// Registered first, so it runs last.
+	t.Cleanup(func() { checkNamespacesGone(t, env.Lab.Namespaces()) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range env.Lab.Nodes() {
 				if p := env.Speaker(n.Name); p != nil {
-					t.Logf("speaker %s log tail:\n%s", n.Name, p.LogTail(25))
+					t.Logf("speaker %s log tail:\n%s", n.Name, p.LogTail(40))
 				}
 			}
 			t.Logf("ccm log tail:\n%s", env.CCM.LogTail(25))
+			if env.Router != nil {
+				t.Logf("FRR on r1:\n%s", env.Router.LogTails(40))
+			}
 		}
 		env.Close()
 	})
 	return env
+}
+
+func startLayer2Env(t *testing.T) *labenv.Env {
+	t.Helper()
+	return startEnv(t, labenv.Options{Nodes: 3, DualStack: true, Config: layer2Config})
 }
 
 func lbService(name string, opts ...func(*v1.Service)) *v1.Service {

@@ -59,12 +59,7 @@ func waitHolders(t *testing.T, env *labenv.Env, iface string, vip netip.Addr, wa
 }
 
 func TestVIP(t *testing.T) {
-	env, err := labenv.Start(t.Context(), labenv.Options{Nodes: 3, Config: vipConfig, Dir: logDir(t), Logf: t.Logf,
-		SpeakerCapabilities: []string{"net_raw", "net_admin"}})
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(env.Close)
+	env := startEnv(t, labenv.Options{Nodes: 3, Config: vipConfig, SpeakerCapabilities: []string{"net_raw", "net_admin"}})
 	one := func(h []string) bool { return len(h) == 1 }
 
 	vip := create(t, env, lbService("web"))
