@@ -4,7 +4,7 @@ GO ?= go
 BIN ?= bin
 FUZZTIME ?= 10s
 # Unit-level packages: no control plane (announcer/layer2 needs root: CI runs as root).
-UNIT_PKGS := ./config/... ./ipam/... ./provider/... ./announcer/...
+UNIT_PKGS := ./config/... ./ipam/... ./provider/... ./announcer/... ./cmd/...
 
 .PHONY: all build test unit integration vet fmt fmt-check fuzz bench deps apiserver cluster-up cluster-down clean
 
