@@ -65,21 +65,8 @@ func WaitRoute(ctx context.Context, r RouteReader, prefix netip.Prefix, timeout 
 	want = slices.Clone(want)
 	slices.SortFunc(want, netip.Addr.Compare)
 	begin := time.Now()
-	var last Route
-	var lastErr error
-	err := framework.WaitFor(ctx, timeout, pollInterval, func(ctx context.Context) (bool, error) {
-		var rt Route
-		rt, lastErr = r.Route(ctx, prefix)
-		if lastErr != nil {
-			return false, nil
-		}
-		last = rt
-		return slices.Equal(last.NextHops(), want), nil
-	})
+	last, err := pollRoute(ctx, r, prefix, timeout, func(rt Route) bool { return slices.Equal(rt.NextHops(), want) })
 	if err != nil {
-		if lastErr != nil {
-			err = fmt.Errorf("%w (last read: %v)", err, lastErr)
-		}
 		return last, time.Since(begin), fmt.Errorf("route %s: want next hops %v, have %v: %w", prefix, want, last.NextHops(), err)
 	}
 	return last, time.Since(begin), nil
@@ -88,6 +75,17 @@ func WaitRoute(ctx context.Context, r RouteReader, prefix netip.Prefix, timeout 
 // WaitRouteWith waits until ok holds for r's route for prefix and returns
 // that route.
 func WaitRouteWith(ctx context.Context, r RouteReader, prefix netip.Prefix, timeout time.Duration, ok func(Route) bool) (Route, error) {
+	last, err := pollRoute(ctx, r, prefix, timeout, ok)
+	if err != nil {
+		return last, fmt.Errorf("route %s: %+v: %w", prefix, last.Paths, err)
+	}
+	return last, nil
+}
+
+// pollRoute reads r's route for prefix until ok holds for it, and returns
+// the last route read. Read errors count as not yet; the last one is named
+// if the wait times out.
+func pollRoute(ctx context.Context, r RouteReader, prefix netip.Prefix, timeout time.Duration, ok func(Route) bool) (Route, error) {
 	var last Route
 	var lastErr error
 	err := framework.WaitFor(ctx, timeout, pollInterval, func(ctx context.Context) (bool, error) {
@@ -99,13 +97,10 @@ func WaitRouteWith(ctx context.Context, r RouteReader, prefix netip.Prefix, time
 		last = rt
 		return ok(last), nil
 	})
-	if err != nil {
-		if lastErr != nil {
-			err = fmt.Errorf("%w (last read: %v)", err, lastErr)
-		}
-		return last, fmt.Errorf("route %s: %+v: %w", prefix, last.Paths, err)
+	if err != nil && lastErr != nil {
+		err = fmt.Errorf("%w (last read: %v)", err, lastErr)
 	}
-	return last, nil
+	return last, err
 }
 
 // KernelNextHops returns the next hops of host's kernel route for exactly
