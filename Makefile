@@ -28,8 +28,11 @@ apiserver:
 ## test: everything CI runs.
 test: deps apiserver fmt-check vet unit fuzz integration
 
+# One package at a time: the BGP and layer2 tests run real routers and time
+# BFD and failover, which a parallel build on two cores can starve (a BFD
+# expiry was seen under -p 2).
 unit:
-	$(GO) test -race -count=1 $(UNIT_PKGS)
+	$(GO) test -p 1 -race -count=1 $(UNIT_PKGS)
 
 ## integration: against a real etcd + kube-apiserver started by the tests, and
 ## end to end on the network lab (root). One package at a time: the lab's
