@@ -6,7 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
+
+// runCmd runs one command line with in-memory streams.
+func runCmd(args []string, stdin string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
 
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
@@ -33,9 +42,8 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			code := run([]string{"validate", "-f", tc.file}, nil, &out, &errOut)
-			all := out.String() + errOut.String()
+			code, out, errOut := runCmd([]string{"validate", "-f", tc.file}, "")
+			all := out + errOut
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; output:\n%s", code, tc.code, all)
 			}
@@ -46,12 +54,10 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	var errOut bytes.Buffer
-	if code := run([]string{"bogus"}, nil, &bytes.Buffer{}, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
-		t.Errorf("bad usage: exit %d, %q", code, errOut.String())
+	if code, _, errOut := runCmd([]string{"bogus"}, ""); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("bad usage: exit %d, %q", code, errOut)
 	}
-	var out bytes.Buffer
-	if code := run([]string{"validate", "-f", "-"}, strings.NewReader("pools: []\n"), &out, &bytes.Buffer{}); code != 0 {
-		t.Errorf("stdin: exit %d: %s", code, out.String())
+	if code, out, _ := runCmd([]string{"validate", "-f", "-"}, "pools: []\n"); code != 0 {
+		t.Errorf("stdin: exit %d: %s", code, out)
 	}
 }
