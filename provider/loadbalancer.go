@@ -48,6 +48,7 @@ func (c *Cloud) EnsureLoadBalancer(ctx context.Context, clusterName string, svc 
 	if err := c.waitReady(ctx); err != nil {
 		return nil, api.NewRetryError(err.Error(), c.opts.RetryInterval)
 	}
+	c.reportOverriddenAnnotations(svc)
 	assignments, err := c.allocate(svc)
 	if err != nil {
 		allocations.WithLabelValues("failed").Inc()
@@ -99,6 +100,20 @@ func (c *Cloud) EnsureLoadBalancerDeleted(ctx context.Context, clusterName strin
 		}
 	}
 	return nil
+}
+
+// reportOverriddenAnnotations tells the user about every annotation ignored
+// because one of higher precedence asks for something else, for instance a
+// MetalLB pool left behind next to ironlb.io/pool: the service silently
+// getting what only one of them says would look like a bug.
+func (c *Cloud) reportOverriddenAnnotations(svc *v1.Service) {
+	for _, r := range config.ResolveAnnotations(svc.Annotations) {
+		for _, ignored := range r.Overridden {
+			klog.InfoS("Annotation overridden", "service", klog.KObj(svc),
+				"annotation", r.Name, "value", r.Value, "ignoredAnnotation", ignored.Name, "ignoredValue", ignored.Value)
+			c.recorder.Eventf(svc, v1.EventTypeWarning, "AnnotationOverridden", "%s is ignored; %s takes precedence", ignored, r.AnnotationValue)
+		}
+	}
 }
 
 // allocate builds the request against the config in force and allocates it.

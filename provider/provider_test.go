@@ -274,6 +274,58 @@ func TestEnsureLoadBalancer(t *testing.T) {
 			{svc: service("default", "a"), wantIPs: "203.0.113.10"},
 			{svc: service("default", "a"), wantIPs: "203.0.113.10"},
 		}},
+		// Annotations of other load balancers, so services move over unchanged.
+		{name: "requested IP by MetalLB, OpenELB and PureLB annotations", steps: []step{
+			{svc: service("default", "a", annotated("metallb.io/loadBalancerIPs", "203.0.113.12")), wantIPs: "203.0.113.12"},
+			{svc: service("default", "b", annotated("metallb.universe.tf/loadBalancerIPs", "203.0.113.101")), wantIPs: "203.0.113.101"},
+			{svc: service("default", "c", annotated("eip.openelb.kubesphere.io/v1alpha1", "198.51.100.10")), wantIPs: "198.51.100.10"},
+			{svc: service("default", "d", annotated("purelb.io/addresses", "203.0.113.102,2001:db8:1::7"),
+				families(v1.IPFamilyPolicyRequireDualStack, v1.IPv4Protocol, v1.IPv6Protocol)), wantIPs: "203.0.113.102,2001:db8:1::7"},
+			// A foreign annotation, like ironlb's, outranks spec.loadBalancerIP.
+			{svc: service("default", "e", annotated("metallb.io/loadBalancerIPs", "203.0.113.11"), func(s *v1.Service) { s.Spec.LoadBalancerIP = "203.0.113.10" }),
+				wantIPs: "203.0.113.11"},
+		}},
+		{name: "pool by MetalLB, OpenELB and PureLB annotations", steps: []step{
+			{svc: service("default", "a", annotated("metallb.io/address-pool", "backup")), wantIPs: "203.0.113.100"},
+			{svc: service("default", "b", annotated("metallb.universe.tf/address-pool", "backup")), wantIPs: "203.0.113.101"},
+			{svc: service("default", "c", annotated("eip.openelb.kubesphere.io/v1alpha2", "reserved")), wantIPs: "198.51.100.10"},
+			{svc: service("default", "d", annotated("purelb.io/service-group", "backup")), wantIPs: "203.0.113.102"},
+		}},
+		{name: "refusals name the foreign annotation the value came from", steps: []step{
+			{svc: service("default", "a", annotated("metallb.io/loadBalancerIPs", "not-an-ip")), wantErr: `annotation metallb.io/loadBalancerIPs: "not-an-ip" is not an IP address`},
+			{svc: service("default", "b", annotated("metallb.universe.tf/loadBalancerIPs", "203.0.113.10,203.0.113.11")),
+				wantErr: `annotation metallb.universe.tf/loadBalancerIPs: "203.0.113.10,203.0.113.11" asks for two IPv4 addresses`},
+			{svc: service("default", "c", annotated("eip.openelb.kubesphere.io/v1alpha1", "2001:db8:1::5")),
+				wantErr: "annotation eip.openelb.kubesphere.io/v1alpha1: 2001:db8:1::5 is IPv6, but the service's IP families are [IPv4]"},
+			{svc: service("default", "d", annotated("purelb.io/service-group", "nope")), wantErr: `annotation purelb.io/service-group: pool "nope" does not exist`},
+			{svc: service("default", "e", annotated("eip.openelb.kubesphere.io/v1alpha2", "nope")), wantErr: `annotation eip.openelb.kubesphere.io/v1alpha2: pool "nope" does not exist`},
+			{svc: service("default", "f", annotated("metallb.io/address-pool", "backup"), annotated("metallb.io/loadBalancerIPs", "203.0.113.10")),
+				wantErr: "requested IP 203.0.113.10 is in pool lan, but annotation metallb.io/address-pool asks for pool backup"},
+			{svc: service("dev", "g", annotated("metallb.io/address-pool", "prod-only")), wantErr: "pool prod-only does not allow namespace dev"},
+		}},
+		{name: "ironlb's annotations outrank foreign ones, with a warning", steps: []step{
+			{svc: service("default", "a", annotated(config.AnnotationPool, "backup"), annotated("metallb.io/address-pool", "reserved")), wantIPs: "203.0.113.100",
+				wantEvent: `Warning AnnotationOverridden annotation metallb.io/address-pool: "reserved" is ignored; annotation ironlb.io/pool: "backup" takes precedence`},
+			{svc: service("default", "b", annotated(config.AnnotationLoadBalancerIPs, "203.0.113.12"), annotated("purelb.io/addresses", "203.0.113.11")), wantIPs: "203.0.113.12",
+				wantEvent: `Warning AnnotationOverridden annotation purelb.io/addresses: "203.0.113.11" is ignored; annotation ironlb.io/load-balancer-ips: "203.0.113.12" takes precedence`},
+			// A refused service is told too: the override may be why.
+			{svc: service("default", "c", annotated(config.AnnotationPool, "nope"), annotated("eip.openelb.kubesphere.io/v1alpha2", "backup")),
+				wantErr:   `annotation ironlb.io/pool: pool "nope" does not exist`,
+				wantEvent: `Warning AnnotationOverridden annotation eip.openelb.kubesphere.io/v1alpha2: "backup" is ignored; annotation ironlb.io/pool: "nope" takes precedence`},
+		}},
+		{name: "disagreeing foreign annotations: MetalLB's older spelling before PureLB", steps: []step{
+			{svc: service("default", "a", annotated("metallb.universe.tf/address-pool", "reserved"), annotated("purelb.io/service-group", "backup")), wantIPs: "198.51.100.10",
+				wantEvent: `Warning AnnotationOverridden annotation purelb.io/service-group: "backup" is ignored; annotation metallb.universe.tf/address-pool: "reserved" takes precedence`},
+		}},
+		{name: "sharing by MetalLB and PureLB keys", steps: []step{
+			{svc: service("default", "dns-tcp", annotated("metallb.io/allow-shared-ip", "dns"), ports("TCP/53")), wantIPs: "203.0.113.10"},
+			{svc: service("default", "dns-udp", annotated("purelb.io/allow-shared-ip", "dns"), ports("UDP/53")), wantIPs: "203.0.113.10"},
+			{svc: service("default", "other", annotated("metallb.universe.tf/allow-shared-ip", "other"), ports("TCP/54")), wantIPs: "203.0.113.11"},
+			{svc: service("default", "dns-alt", annotated(config.AnnotationAllowSharedIP, "dns"), annotated("metallb.io/allow-shared-ip", "other"), ports("TCP/5353")),
+				wantIPs: "203.0.113.10", wantEvent: `annotation metallb.io/allow-shared-ip: "other" is ignored; annotation ironlb.io/allow-shared-ip: "dns" takes precedence`},
+			{svc: service("default", "clash", annotated("metallb.io/allow-shared-ip", "dns"), ports("TCP/53"), annotated("metallb.io/loadBalancerIPs", "203.0.113.10")),
+				wantErr: "port TCP/53 collides with default/dns-tcp on 203.0.113.10"},
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,6 +340,9 @@ func TestEnsureLoadBalancer(t *testing.T) {
 					}
 					if !hasEvent(events, "Warning AllocationFailed") || !hasEvent(events, s.wantErr) {
 						t.Errorf("step %d: events %q lack a Warning AllocationFailed with %q", i, events, s.wantErr)
+					}
+					if s.wantEvent != "" && !hasEvent(events, s.wantEvent) {
+						t.Errorf("step %d: events %q lack %q", i, events, s.wantEvent)
 					}
 					continue
 				}
@@ -372,6 +427,32 @@ func TestRestartSeeding(t *testing.T) {
 		t.Error("an orphaned address was handed to another service")
 	}
 	ips, err := c.ensure(t, service("default", "dns-tcp", annotated(config.AnnotationAllowSharedIP, "dns"), ports("TCP/53"), annotated(config.AnnotationPool, "backup")))
+	if err != nil || strings.Join(ips, ",") != "203.0.113.100" {
+		t.Errorf("sharing with a seeded service: got %v, %v; want 203.0.113.100", ips, err)
+	}
+}
+
+// TestAgreeingAnnotationsAreNotReported: a service carrying both ironlb's and
+// MetalLB's annotation with one meaning, as during a move, gets no warning.
+func TestAgreeingAnnotationsAreNotReported(t *testing.T) {
+	c := startTestCloud(t, testConfig)
+	c.events()
+	svc := service("default", "a", annotated(config.AnnotationPool, "backup"), annotated("metallb.io/address-pool", "backup"),
+		annotated(config.AnnotationLoadBalancerIPs, "203.0.113.101"), annotated("purelb.io/addresses", "203.0.113.101"))
+	if ips, err := c.ensure(t, svc); err != nil || strings.Join(ips, ",") != "203.0.113.101" {
+		t.Fatalf("got %v, %v; want 203.0.113.101", ips, err)
+	}
+	if events := c.events(); hasEvent(events, "AnnotationOverridden") {
+		t.Errorf("events %q report an override of annotations that agree", events)
+	}
+}
+
+// TestRestartSeedingForeignSharingKey: after a restart, a service sharing by
+// a MetalLB key keeps sharing with one using a PureLB key of the same value.
+func TestRestartSeedingForeignSharingKey(t *testing.T) {
+	existing := service("default", "dns-udp", withStatus("203.0.113.100"), annotated("metallb.universe.tf/allow-shared-ip", "dns"), ports("UDP/53"))
+	c := startTestCloud(t, testConfig, existing)
+	ips, err := c.ensure(t, service("default", "dns-tcp", annotated("purelb.io/allow-shared-ip", "dns"), ports("TCP/53"), annotated("purelb.io/service-group", "backup")))
 	if err != nil || strings.Join(ips, ",") != "203.0.113.100" {
 		t.Errorf("sharing with a seeded service: got %v, %v; want 203.0.113.100", ips, err)
 	}

@@ -18,9 +18,10 @@ func serviceKey(svc *v1.Service) string {
 	return svc.Namespace + "/" + svc.Name
 }
 
-// sharingOf describes with whom svc may share its addresses.
+// sharingOf describes with whom svc may share its addresses. The key may come
+// from another load balancer's annotation; only its value matters.
 func sharingOf(svc *v1.Service) ipam.Sharing {
-	s := ipam.Sharing{Key: svc.Annotations[config.AnnotationAllowSharedIP]}
+	s := ipam.Sharing{Key: config.ResolveAnnotation(svc.Annotations, config.AnnotationAllowSharedIP).Value}
 	for _, p := range svc.Spec.Ports {
 		s.Ports = append(s.Ports, ipam.Port{Protocol: string(p.Protocol), Port: p.Port})
 	}
@@ -48,11 +49,12 @@ func (b *requestBuilder) build(svc *v1.Service) (ipam.Request, error) {
 	}
 
 	var explicitPool *config.Pool
-	if name, ok := svc.Annotations[config.AnnotationPool]; ok {
-		explicitPool = b.cfg.Pool(name)
+	poolAnnotation := config.ResolveAnnotation(svc.Annotations, config.AnnotationPool)
+	if poolAnnotation.Set {
+		explicitPool = b.cfg.Pool(poolAnnotation.Value)
 		if explicitPool == nil {
 			return req, fmt.Errorf("annotation %s: pool %q does not exist (pools: %s)",
-				config.AnnotationPool, name, strings.Join(b.cfg.PoolNames(), ", "))
+				poolAnnotation.Name, poolAnnotation.Value, strings.Join(b.cfg.PoolNames(), ", "))
 		}
 		if err := b.admits(explicitPool, svc); err != nil {
 			return req, err
@@ -63,7 +65,7 @@ func (b *requestBuilder) build(svc *v1.Service) (ipam.Request, error) {
 		fr := ipam.FamilyRequest{Family: family, Required: required[i]}
 		switch ip, ok := requested[family]; {
 		case ok:
-			pool, err := b.poolForRequestedIP(svc, ip, explicitPool)
+			pool, err := b.poolForRequestedIP(svc, ip, explicitPool, poolAnnotation.Name)
 			if err != nil {
 				return req, err
 			}
@@ -93,15 +95,16 @@ func (b *requestBuilder) admits(p *config.Pool, svc *v1.Service) error {
 }
 
 // poolForRequestedIP finds the pool holding a requested IP and checks that the
-// service may use it.
-func (b *requestBuilder) poolForRequestedIP(svc *v1.Service, ip netip.Addr, explicit *config.Pool) (*config.Pool, error) {
+// service may use it; explicit, if set, is the pool named by annotation
+// explicitFrom.
+func (b *requestBuilder) poolForRequestedIP(svc *v1.Service, ip netip.Addr, explicit *config.Pool, explicitFrom string) (*config.Pool, error) {
 	name, ok := b.poolOf(ip)
 	if !ok {
 		return nil, fmt.Errorf("requested IP %s is not in any pool", ip)
 	}
 	pool := b.cfg.Pool(name)
 	if explicit != nil && explicit != pool {
-		return nil, fmt.Errorf("requested IP %s is in pool %s, but annotation %s asks for pool %s", ip, name, config.AnnotationPool, explicit.Name)
+		return nil, fmt.Errorf("requested IP %s is in pool %s, but annotation %s asks for pool %s", ip, name, explicitFrom, explicit.Name)
 	}
 	if err := b.admits(pool, svc); err != nil {
 		return nil, fmt.Errorf("requested IP %s: %w", ip, err)
@@ -157,10 +160,12 @@ func familiesOf(svc *v1.Service) ([]ipam.Family, []bool, error) {
 }
 
 // requestedIPs reads the addresses a service asks for: the ironlb annotation
-// or, failing that, the deprecated spec.loadBalancerIP. At most one per family,
-// and only of families the service has.
+// or an equivalent of another load balancer or, failing those, the deprecated
+// spec.loadBalancerIP. At most one per family, and only of families the
+// service has.
 func requestedIPs(svc *v1.Service, families []ipam.Family) (map[ipam.Family]netip.Addr, error) {
-	fieldName, value := "annotation "+config.AnnotationLoadBalancerIPs, svc.Annotations[config.AnnotationLoadBalancerIPs]
+	annotation := config.ResolveAnnotation(svc.Annotations, config.AnnotationLoadBalancerIPs)
+	fieldName, value := "annotation "+annotation.Name, annotation.Value
 	if strings.TrimSpace(value) == "" {
 		fieldName, value = "spec.loadBalancerIP", svc.Spec.LoadBalancerIP
 	}
