@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
 )
 
@@ -53,6 +55,18 @@ type BGPConfigurer interface {
 	SetConfig(ctx context.Context, cfg *config.BGP, nodeName string, nodeLabels, passwords map[string]string, routerID netip.Addr) error
 }
 
+// StatusReporter publishes what this node announces and its BGP sessions
+// (announcer/report writes them to the node's SpeakerStatus).
+type StatusReporter interface {
+	SetAnnouncements(list []v1alpha1.Announcement)
+	SetBGPSession(s v1alpha1.BGPSession)
+	// SetBGPPeers names the peers this node has sessions with (name →
+	// address).
+	SetBGPPeers(peers map[string]string)
+	// MembersChanged gives the alive speakers, once this one has joined.
+	MembersChanged(alive []string)
+}
+
 // SpeakerOptions configure a Speaker.
 type SpeakerOptions struct {
 	NodeName        string
@@ -66,6 +80,8 @@ type SpeakerOptions struct {
 	// BGP, when set, gets the bgp section whenever it, this node's labels or
 	// address change.
 	BGP BGPConfigurer
+	// Status, when set, is told every change of what this node announces.
+	Status StatusReporter
 }
 
 // joinRetry is how soon unanswered speakers are contacted again; it backs
@@ -273,6 +289,13 @@ func (s *Speaker) sync(ctx context.Context) error {
 			s.queue.AddAfter(syncKey, 100*time.Millisecond)
 			return nil
 		}
+	}
+	if s.opts.Status != nil {
+		names := make([]string, len(alive))
+		for i, m := range alive {
+			names[i] = m.Name
+		}
+		s.opts.Status.MembersChanged(names)
 	}
 
 	want := map[netip.Addr]announcement{}
@@ -517,7 +540,24 @@ func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
 		errs = append(errs, err)
 	}
 	s.bgpApplied = in
+	if s.opts.Status != nil {
+		s.opts.Status.SetBGPPeers(peersOf(in.cfg, in.labels))
+	}
 	return errors.Join(errs...)
+}
+
+// peersOf names the peers this node has sessions with, and their addresses.
+func peersOf(cfg *config.BGP, nodeLabels map[string]string) map[string]string {
+	peers := map[string]string{}
+	if cfg == nil {
+		return peers
+	}
+	for _, p := range cfg.Peers {
+		if p.Selects(labels.Set(nodeLabels)) {
+			peers[p.Name] = p.Address.String()
+		}
+	}
+	return peers
 }
 
 func nodeIPv4(node *v1.Node) netip.Addr {
@@ -549,11 +589,43 @@ func (s *Speaker) BGPSessionChanged(peer string, up bool, reason string) {
 	}
 	bgpSessionUp.WithLabelValues(peer, s.opts.NodeName).Set(value)
 	klog.InfoS("BGP session changed", "peer", peer, "up", up, "reason", reason)
+	s.reportSession(peer, up, reason)
 	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, APIVersion: "v1"}
 	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
 		node.UID = n.UID
 	}
 	s.recorder.Eventf(node, eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
+}
+
+// reportSession hands a session change to the status reporter, with the
+// peer's address from the config in force.
+func (s *Speaker) reportSession(peer string, up bool, reason string) {
+	if s.opts.Status == nil {
+		return
+	}
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	session := v1alpha1.BGPSession{Peer: peer, State: v1alpha1.BGPDown, Reason: reason}
+	if up {
+		session.State = v1alpha1.BGPEstablished
+	}
+	if cfg.BGP != nil {
+		for _, p := range cfg.BGP.Peers {
+			if p.Name == peer {
+				session.Address = p.Address.String()
+			}
+		}
+	}
+	s.opts.Status.SetBGPSession(session)
+}
+
+// NodeUID is this node's UID, "" while the Node is not in the cache.
+func (s *Speaker) NodeUID() types.UID {
+	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
+		return n.UID
+	}
+	return ""
 }
 
 // BGPPeerRemoved forgets a peer this node no longer talks to.
@@ -621,6 +693,13 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 			ownershipChanges.WithLabelValues("released").Inc()
 			klog.InfoS("Stopped announcing", "ip", ip, "interface", a.iface, "mode", a.mode)
 		}
+	}
+	if s.opts.Status != nil {
+		list := make([]v1alpha1.Announcement, 0, len(want))
+		for ip, a := range want {
+			list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
+		}
+		s.opts.Status.SetAnnouncements(list)
 	}
 }
 

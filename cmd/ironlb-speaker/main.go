@@ -20,7 +20,9 @@ import (
 	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/logs"
@@ -34,6 +36,7 @@ import (
 	"github.com/ironlb/ironlb/announcer/layer2"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/announcer/neighbor"
+	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/announcer/vip"
 	"github.com/ironlb/ironlb/config"
 )
@@ -177,11 +180,27 @@ func run(ctx context.Context, o *options) error {
 	if err := routes.Start(bgpCtx); err != nil {
 		return fmt.Errorf("bgp mode: %w", err)
 	}
+	dynamicClient, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	status := report.New(dynamicClient, report.Options{
+		NodeName: o.nodeName,
+		NodeUID:  func() types.UID { return speaker.NodeUID() },
+	})
 	speaker = announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
 		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,
 		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2, config.ModeVIP: vips, config.ModeBGP: routes},
 		BGP:       routes,
+		Status:    status,
 	})
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	defer stopStatus()
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		status.Run(statusCtx)
+	}()
 	go serveMetrics(ctx, o.metricsAddr)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
 
@@ -204,6 +223,9 @@ func run(ctx context.Context, o *options) error {
 	if err := vips.Cleanup(shutdownCtx); err != nil {
 		klog.ErrorS(err, "Removing vip addresses on the way out failed")
 	}
+	stopStatus()
+	<-statusDone
+	status.Stop(shutdownCtx)
 	_ = vips.Close()
 	_ = l2.Close()
 	klog.InfoS("ironlb-speaker stopped", "node", o.nodeName)

@@ -170,6 +170,10 @@ func StartControlPlane(ctx context.Context, opts Options) (_ *ControlPlane, err 
 	if err := c.startApiserver(ctx, procCtx, opts.ApiserverBinary, opts.ExtraApiserverArgs); err != nil {
 		return nil, err
 	}
+	// ironlb's own API is part of every cluster ironlb runs in.
+	if err := InstallCRDs(ctx, c.RESTConfig); err != nil {
+		return nil, err
+	}
 	c.logf("control plane ready after %v: %s, KUBECONFIG=%s", time.Since(begin).Round(time.Millisecond), c.URL, c.Kubeconfig)
 	return c, nil
 }

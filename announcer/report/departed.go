@@ -1,0 +1,75 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+)
+
+// sweepDeparted marks every announcing object whose speaker is not alive
+// Unreachable and empties it. Only objects labelled announcing are read, so
+// the sweep costs one small list plus one write per departed node.
+func (r *Reporter) sweepDeparted(ctx context.Context) error {
+	r.mu.Lock()
+	alive := r.alive
+	r.mu.Unlock()
+	if len(alive) == 0 || alive[0] != r.opts.NodeName {
+		return nil // no longer the one to do it
+	}
+	list, err := r.client.List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelAnnouncing: "true"}).String(),
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range list.Items {
+		name := list.Items[i].GetName()
+		if _, found := slices.BinarySearch(alive, name); found {
+			continue
+		}
+		if err := r.markUnreachable(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("clearing departed speakers' status: %v", errs)
+	}
+	return nil
+}
+
+// markUnreachable empties one departed node's object. The update carries the
+// resourceVersion just read: if that speaker came back and wrote in between,
+// the conflict leaves its fresh state alone.
+func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
+	current, err := r.get(ctx, name)
+	if err != nil || current == nil {
+		return err
+	}
+	current.Status = v1alpha1.SpeakerStatusStatus{
+		State:      v1alpha1.SpeakerUnreachable,
+		Reason:     fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
+		UpdateTime: r.stamp(),
+	}
+	setAnnouncingLabel(&current.ObjectMeta, false)
+	u, err := v1alpha1.ToUnstructured(current)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err == nil {
+		klog.InfoS("Marked a departed speaker's status Unreachable", "node", name)
+		departedSweeps.Inc()
+	}
+	return err
+}

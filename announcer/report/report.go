@@ -1,0 +1,356 @@
+// Package report keeps each node's SpeakerStatus object equal to what that
+// node's speaker announces and how its BGP sessions are, so "who announces
+// this address" is readable from the API (kubectl ironlb status, kubectl get
+// speakerstatuses).
+//
+// One object per node, written by that node only, on change, coalesced: a
+// failover that moves a thousand addresses costs each node one write, and
+// readers list as many objects as there are nodes, whatever the number of
+// Services. Services themselves are never written, so the service controller
+// never re-runs EnsureLoadBalancer and no Service watcher is woken.
+package report
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+)
+
+// coalesce is how long a change waits for the ones that follow it (a
+// failover or a config change moves many addresses at once) before the
+// object is written.
+const coalesce = 250 * time.Millisecond
+
+// departedKey is the queue key of the sweep over departed nodes' objects;
+// every other key is this node's own object.
+const departedKey = "\x00departed"
+
+// Options configure a Reporter.
+type Options struct {
+	NodeName string
+	// NodeUID returns the Node's UID, "" while unknown: the object is owned
+	// by the Node so the garbage collector removes it with the node.
+	NodeUID func() types.UID
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+// Reporter writes this node's SpeakerStatus. Its setters are cheap and never
+// block on the API: they record the desired state and enqueue one write.
+type Reporter struct {
+	opts     Options
+	client   dynamic.NamespaceableResourceInterface
+	informer cache.SharedIndexInformer
+	factory  dynamicinformer.DynamicSharedInformerFactory
+	queue    workqueue.TypedRateLimitingInterface[string]
+
+	mu            sync.Mutex
+	announcements map[string]v1alpha1.Announcement // by IP
+	sessions      map[string]v1alpha1.BGPSession   // by peer name
+	alive         []string                         // members, for the departed sweep
+}
+
+// New returns a Reporter; Run starts it.
+func New(client dynamic.Interface, opts Options) *Reporter {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NodeUID == nil {
+		opts.NodeUID = func() types.UID { return "" }
+	}
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, 0, "", func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
+	})
+	r := &Reporter{
+		opts:     opts,
+		client:   client.Resource(v1alpha1.SpeakerStatusResource),
+		informer: factory.ForResource(v1alpha1.SpeakerStatusResource).Informer(),
+		factory:  factory,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker-status"}),
+		announcements: map[string]v1alpha1.Announcement{},
+		sessions:      map[string]v1alpha1.BGPSession{},
+	}
+	// Anyone else's change to this node's object (the departed sweep of
+	// another speaker, a human) is undone by the next write.
+	enqueue := func(any) { r.queue.Add(opts.NodeName) }
+	_, _ = r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, cur any) { enqueue(cur) }, DeleteFunc: enqueue,
+	})
+	return r
+}
+
+// SetAnnouncements replaces what this node announces. Since is kept for
+// addresses already announced, so it says when announcing began.
+func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]v1alpha1.Announcement, len(list))
+	now := r.stamp()
+	for _, a := range list {
+		a.Services = slices.Sorted(slices.Values(a.Services))
+		if prev, ok := r.announcements[a.IP]; ok && prev.Mode == a.Mode && prev.Interface == a.Interface {
+			a.Since = prev.Since
+		} else {
+			a.Since = now
+		}
+		next[a.IP] = a
+	}
+	if equalAnnouncements(r.announcements, next) {
+		return
+	}
+	r.announcements = next
+	r.queue.AddAfter(r.opts.NodeName, coalesce)
+}
+
+// SetBGPSession records a session's state; Since changes only with State.
+func (r *Reporter) SetBGPSession(s v1alpha1.BGPSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, ok := r.sessions[s.Peer]
+	if ok && prev.State == s.State && prev.Address == s.Address && prev.Reason == s.Reason {
+		return
+	}
+	s.Since = r.stamp()
+	if ok && prev.State == s.State {
+		s.Since = prev.Since
+	}
+	r.sessions[s.Peer] = s
+	r.queue.AddAfter(r.opts.NodeName, coalesce)
+}
+
+// SetBGPPeers keeps the sessions of exactly these peers, adding the new ones
+// as Connecting at the given addresses (peer name → address).
+func (r *Reporter) SetBGPPeers(peers map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for name, s := range r.sessions {
+		if addr, ok := peers[name]; !ok || addr != s.Address {
+			delete(r.sessions, name)
+			changed = true
+		}
+	}
+	for name, addr := range peers {
+		if _, ok := r.sessions[name]; !ok {
+			r.sessions[name] = v1alpha1.BGPSession{Peer: name, Address: addr, State: v1alpha1.BGPConnecting, Since: r.stamp()}
+			changed = true
+		}
+	}
+	if changed {
+		r.queue.AddAfter(r.opts.NodeName, coalesce)
+	}
+}
+
+// MembersChanged tells the reporter which speakers are alive (never empty:
+// this one is). The speaker calls it on every sync once it has joined; only
+// a change counts. The alive
+// speaker with the lowest name then marks the objects of the others
+// Unreachable and empties them: a killed speaker cannot, and its addresses
+// have moved on. Called on membership changes only, not on object changes,
+// so two sides of a split membership do not fight over the objects: each
+// rewrites its own once, and both claims show.
+func (r *Reporter) MembersChanged(alive []string) {
+	sorted := slices.Sorted(slices.Values(alive))
+	r.mu.Lock()
+	changed := !slices.Equal(r.alive, sorted)
+	r.alive = sorted
+	r.mu.Unlock()
+	if changed && len(sorted) > 0 && sorted[0] == r.opts.NodeName {
+		r.queue.Add(departedKey)
+	}
+}
+
+// stamp is now at the API's precision (seconds), so what was written
+// compares equal to what is read back.
+func (r *Reporter) stamp() metav1.Time {
+	return metav1.NewTime(r.opts.Now().Truncate(time.Second))
+}
+
+// Run writes until ctx ends. The speaker does not wait for it: a cluster
+// without the SpeakerStatus CRD still gets its traffic announced.
+func (r *Reporter) Run(ctx context.Context) {
+	defer r.queue.ShutDown()
+	r.factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		r.queue.ShutDown()
+	}()
+	if !r.waitForSync(ctx) {
+		return
+	}
+	r.queue.Add(r.opts.NodeName)
+	for r.processNext(ctx) {
+	}
+}
+
+func (r *Reporter) waitForSync(ctx context.Context) bool {
+	warn := time.AfterFunc(time.Minute, func() {
+		klog.InfoS("SpeakerStatus objects cannot be listed yet; is the CRD speakerstatuses.ironlb.io installed? Announcing is not affected")
+	})
+	defer warn.Stop()
+	return cache.WaitForCacheSync(ctx.Done(), r.informer.HasSynced)
+}
+
+func (r *Reporter) processNext(ctx context.Context) bool {
+	key, quit := r.queue.Get()
+	if quit {
+		return false
+	}
+	defer r.queue.Done(key)
+	var err error
+	if key == departedKey {
+		err = r.sweepDeparted(ctx)
+	} else {
+		err = r.writeOwn(ctx)
+	}
+	if err != nil {
+		klog.ErrorS(err, "Writing SpeakerStatus failed; retrying", "key", key)
+		statusWrites.WithLabelValues("error").Inc()
+		r.queue.AddRateLimited(key)
+		return true
+	}
+	r.queue.Forget(key)
+	return true
+}
+
+// desired is this node's status as it should read now.
+func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.SpeakerStatusStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
+	if state == v1alpha1.SpeakerRunning {
+		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
+			st.Announcements = append(st.Announcements, r.announcements[ip])
+		}
+		for _, peer := range slices.Sorted(maps.Keys(r.sessions)) {
+			st.BGPSessions = append(st.BGPSessions, r.sessions[peer])
+		}
+	}
+	return st
+}
+
+// writeOwn makes this node's object read the desired status, writing only
+// when something other than UpdateTime differs.
+func (r *Reporter) writeOwn(ctx context.Context) error {
+	want := r.desired(v1alpha1.SpeakerRunning, "")
+	var current *v1alpha1.SpeakerStatus
+	if obj, ok, err := r.informer.GetStore().GetByKey(r.opts.NodeName); err != nil {
+		return err
+	} else if ok {
+		if current, err = v1alpha1.FromUnstructured(obj.(*unstructured.Unstructured)); err != nil {
+			return err
+		}
+	}
+	err := r.write(ctx, current, want)
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		// The informer is behind; the event on its way syncs again.
+		return nil
+	}
+	return err
+}
+
+// write creates or updates (with current's resourceVersion) this node's
+// object.
+func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, want v1alpha1.SpeakerStatusStatus) error {
+	next := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: r.opts.NodeName}}
+	if current != nil {
+		next.ObjectMeta = *current.ObjectMeta.DeepCopy()
+	}
+	setAnnouncingLabel(&next.ObjectMeta, len(want.Announcements) > 0)
+	r.setOwner(&next.ObjectMeta)
+	if current != nil && sameStatus(current.Status, want) && apiequality.Semantic.DeepEqual(current.ObjectMeta, next.ObjectMeta) {
+		return nil
+	}
+	next.Status = want
+	u, err := v1alpha1.ToUnstructured(next)
+	if err != nil {
+		return err
+	}
+	if current == nil {
+		_, err = r.client.Create(ctx, u, metav1.CreateOptions{FieldManager: "ironlb-speaker"})
+	} else {
+		_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
+	}
+	if err == nil {
+		statusWrites.WithLabelValues("ok").Inc()
+		statusAnnouncements.Set(float64(len(want.Announcements)))
+	}
+	return err
+}
+
+func (r *Reporter) setOwner(meta *metav1.ObjectMeta) {
+	uid := r.opts.NodeUID()
+	if uid == "" {
+		return
+	}
+	meta.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: r.opts.NodeName, UID: uid}}
+}
+
+func setAnnouncingLabel(meta *metav1.ObjectMeta, announcing bool) {
+	if meta.Labels == nil {
+		meta.Labels = map[string]string{}
+	}
+	meta.Labels[v1alpha1.LabelAnnouncing] = fmt.Sprint(announcing)
+}
+
+// Stop writes the final state of a speaker shutting down cleanly: Stopped,
+// nothing announced. Call it after Run has returned (Run would undo it); it
+// reads the object afresh since the informer has stopped.
+func (r *Reporter) Stop(ctx context.Context) {
+	want := r.desired(v1alpha1.SpeakerStopped, "the speaker shut down and withdrew its announcements")
+	for range 3 {
+		current, err := r.get(ctx, r.opts.NodeName)
+		if err == nil {
+			err = r.write(ctx, current, want)
+		}
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			klog.ErrorS(err, "Writing the Stopped SpeakerStatus failed")
+			return
+		}
+	}
+}
+
+// get reads a node's object; nil when there is none.
+func (r *Reporter) get(ctx context.Context, name string) (*v1alpha1.SpeakerStatus, error) {
+	u, err := r.client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v1alpha1.FromUnstructured(u)
+}
+
+func equalAnnouncements(a, b map[string]v1alpha1.Announcement) bool {
+	return maps.EqualFunc(a, b, func(x, y v1alpha1.Announcement) bool {
+		return x.Mode == y.Mode && x.Interface == y.Interface && slices.Equal(x.Services, y.Services)
+	})
+}
+
+// sameStatus compares everything but UpdateTime.
+func sameStatus(a, b v1alpha1.SpeakerStatusStatus) bool {
+	a.UpdateTime, b.UpdateTime = metav1.Time{}, metav1.Time{}
+	return apiequality.Semantic.DeepEqual(a, b)
+}

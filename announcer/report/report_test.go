@@ -1,0 +1,230 @@
+package report
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func newFakeClient(objs ...*v1alpha1.SpeakerStatus) *dynamicfake.FakeDynamicClient {
+	var runtimeObjs []runtime.Object
+	for _, o := range objs {
+		u, err := v1alpha1.ToUnstructured(o)
+		if err != nil {
+			panic(err)
+		}
+		runtimeObjs = append(runtimeObjs, u)
+	}
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{v1alpha1.SpeakerStatusResource: "SpeakerStatusList"}, runtimeObjs...)
+}
+
+// startReporter runs a Reporter for node until the test ends.
+func startReporter(t *testing.T, client *dynamicfake.FakeDynamicClient, node string, c *clock) *Reporter {
+	t.Helper()
+	r, stop := runReporter(client, node, c)
+	t.Cleanup(stop)
+	return r
+}
+
+// runReporter runs a Reporter for node until stop is called.
+func runReporter(client *dynamicfake.FakeDynamicClient, node string, c *clock) (*Reporter, func()) {
+	r := New(client, Options{NodeName: node, NodeUID: func() types.UID { return types.UID("uid-" + node) }, Now: c.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	return r, func() {
+		cancel()
+		<-done
+	}
+}
+
+// waitStatus polls the fake API until name's object satisfies ok.
+func waitStatus(t *testing.T, client *dynamicfake.FakeDynamicClient, name string, ok func(*v1alpha1.SpeakerStatus) bool) *v1alpha1.SpeakerStatus {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last *v1alpha1.SpeakerStatus
+	for time.Now().Before(deadline) {
+		u, err := client.Resource(v1alpha1.SpeakerStatusResource).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			if last, err = v1alpha1.FromUnstructured(u); err == nil && ok(last) {
+				return last
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("SpeakerStatus %s never matched; last: %+v", name, last)
+	return nil
+}
+
+func TestReporterWritesAnnouncements(t *testing.T) {
+	client := newFakeClient()
+	c := &clock{now: t0}
+	r := startReporter(t, client, "n1", c)
+
+	r.SetAnnouncements([]v1alpha1.Announcement{
+		{IP: "203.0.113.2", Mode: "layer2", Interface: "eth0", Services: []string{"dev/web", "dev/api"}},
+		{IP: "203.0.113.1", Mode: "bgp", Services: []string{"prod/db"}},
+	})
+	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 2 })
+	if got.Status.State != v1alpha1.SpeakerRunning {
+		t.Errorf("state %q, want Running", got.Status.State)
+	}
+	if a := got.Status.Announcements; a[0].IP != "203.0.113.1" || a[1].IP != "203.0.113.2" {
+		t.Errorf("announcements not sorted by address: %+v", a)
+	}
+	if s := got.Status.Announcements[1].Services; len(s) != 2 || s[0] != "dev/api" {
+		t.Errorf("services not sorted: %v", s)
+	}
+	if !got.Status.Announcements[0].Since.Time.Equal(t0) {
+		t.Errorf("since %v, want %v", got.Status.Announcements[0].Since, t0)
+	}
+	if got.Labels[v1alpha1.LabelAnnouncing] != "true" {
+		t.Errorf("labels %v lack %s=true", got.Labels, v1alpha1.LabelAnnouncing)
+	}
+	if refs := got.OwnerReferences; len(refs) != 1 || refs[0].Kind != "Node" || refs[0].UID != "uid-n1" {
+		t.Errorf("owner references %+v, want the Node", refs)
+	}
+
+	// An unchanged address keeps its Since; a moved one gets a new one.
+	c.Set(t0.Add(time.Minute))
+	r.SetAnnouncements([]v1alpha1.Announcement{
+		{IP: "203.0.113.2", Mode: "layer2", Interface: "eth1", Services: []string{"dev/web", "dev/api"}},
+		{IP: "203.0.113.1", Mode: "bgp", Services: []string{"prod/db"}},
+	})
+	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
+		return len(s.Status.Announcements) == 2 && s.Status.Announcements[1].Interface == "eth1"
+	})
+	if !got.Status.Announcements[0].Since.Time.Equal(t0) || !got.Status.Announcements[1].Since.Time.Equal(c.Now()) {
+		t.Errorf("since: %v and %v, want %v and %v", got.Status.Announcements[0].Since, got.Status.Announcements[1].Since, t0, c.Now())
+	}
+
+	r.SetAnnouncements(nil)
+	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 0 })
+	if got.Labels[v1alpha1.LabelAnnouncing] != "false" {
+		t.Errorf("labels %v: want %s=false with nothing announced", got.Labels, v1alpha1.LabelAnnouncing)
+	}
+}
+
+func TestReporterBGPSessions(t *testing.T) {
+	client := newFakeClient()
+	c := &clock{now: t0}
+	r := startReporter(t, client, "n1", c)
+
+	r.SetBGPPeers(map[string]string{"tor1": "198.51.100.1", "tor2": "198.51.100.3"})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
+		return len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[0].State == v1alpha1.BGPConnecting
+	})
+	c.Set(t0.Add(5 * time.Second))
+	r.SetBGPSession(v1alpha1.BGPSession{Peer: "tor1", Address: "198.51.100.1", State: v1alpha1.BGPEstablished, Reason: "established"})
+	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
+		return len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[0].State == v1alpha1.BGPEstablished
+	})
+	if !got.Status.BGPSessions[0].Since.Time.Equal(c.Now()) || !got.Status.BGPSessions[1].Since.Time.Equal(t0) {
+		t.Errorf("since: %+v", got.Status.BGPSessions)
+	}
+	// A peer no longer configured for this node goes.
+	r.SetBGPPeers(map[string]string{"tor1": "198.51.100.1"})
+	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.BGPSessions) == 1 })
+	if got.Status.BGPSessions[0].State != v1alpha1.BGPEstablished {
+		t.Errorf("the remaining session lost its state: %+v", got.Status.BGPSessions[0])
+	}
+}
+
+// Someone else's change to this node's object is undone.
+func TestReporterRewritesForeignChange(t *testing.T) {
+	client := newFakeClient()
+	r := startReporter(t, client, "n1", &clock{now: t0})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}})
+	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
+
+	got.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, UpdateTime: metav1.NewTime(t0)}
+	u, err := v1alpha1.ToUnstructured(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Resource(v1alpha1.SpeakerStatusResource).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
+		return s.Status.State == v1alpha1.SpeakerRunning && len(s.Status.Announcements) == 1
+	})
+}
+
+func TestDepartedSpeakersMarkedUnreachable(t *testing.T) {
+	announcing := func(name string) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelAnnouncing: "true"}},
+			Status: v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0),
+				Announcements: []v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Services: []string{"dev/web"}, Since: metav1.NewTime(t0)}}},
+		}
+	}
+	client := newFakeClient(announcing("n3"), announcing("n4"))
+	a := startReporter(t, client, "n1", &clock{now: t0})
+	b := startReporter(t, client, "n2", &clock{now: t0})
+
+	// Every speaker alive: nothing to clear.
+	b.MembersChanged([]string{"n2", "n1", "n3", "n4"})
+	a.MembersChanged([]string{"n4", "n3", "n2", "n1"})
+	// n2 is not the lowest alive member: it leaves the sweep to n1.
+	b.MembersChanged([]string{"n1", "n2"})
+	time.Sleep(300 * time.Millisecond) // a wrong sweep would have happened by now
+	for _, n := range []string{"n3", "n4"} {
+		waitStatus(t, client, n, func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+	}
+
+	a.MembersChanged([]string{"n1", "n2", "n4"}) // n3 left
+	gone := waitStatus(t, client, "n3", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerUnreachable })
+	if len(gone.Status.Announcements) != 0 || gone.Labels[v1alpha1.LabelAnnouncing] != "false" || gone.Status.Reason == "" {
+		t.Errorf("departed n3 not emptied: %+v labels %v", gone.Status, gone.Labels)
+	}
+	waitStatus(t, client, "n4", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+}
+
+func TestStopWritesStopped(t *testing.T) {
+	client := newFakeClient()
+	r, stopRun := runReporter(client, "n1", &clock{now: t0})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
+	stopRun()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.Stop(ctx)
+	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerStopped })
+	if len(got.Status.Announcements) != 0 || len(got.Status.BGPSessions) != 0 {
+		t.Errorf("a stopped speaker lists %+v", got.Status)
+	}
+}
+

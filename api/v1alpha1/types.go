@@ -1,0 +1,121 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Group and version of ironlb's API.
+const (
+	GroupName = "ironlb.io"
+	Version   = "v1alpha1"
+)
+
+// SpeakerStatusResource is the resource of SpeakerStatus objects.
+var SpeakerStatusResource = schema.GroupVersionResource{Group: GroupName, Version: Version, Resource: "speakerstatuses"}
+
+// SpeakerStatusKind is their kind.
+var SpeakerStatusKind = schema.GroupVersionKind{Group: GroupName, Version: Version, Kind: "SpeakerStatus"}
+
+// LabelAnnouncing is "true" on a SpeakerStatus that lists announcements, so
+// the speaker that clears the status of departed nodes can find them with a
+// metadata-only list instead of reading every node's full object.
+const LabelAnnouncing = "ironlb.io/announcing"
+
+// SpeakerStatus is what the speaker on one node announces right now. It is
+// cluster-scoped and named after the node, written only by that node's
+// speaker (and emptied by another speaker when this one leaves the
+// membership), and owned by the Node so it goes when the node does.
+type SpeakerStatus struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Status SpeakerStatusStatus `json:"status,omitempty"`
+}
+
+// SpeakerState says whether a speaker is serving.
+type SpeakerState string
+
+const (
+	// SpeakerRunning: the speaker is up and this object is its current view.
+	SpeakerRunning SpeakerState = "Running"
+	// SpeakerStopped: the speaker shut down cleanly and withdrew everything.
+	SpeakerStopped SpeakerState = "Stopped"
+	// SpeakerUnreachable: the other speakers lost contact with this one
+	// (node down, speaker killed, or memberlist cut off) and took over its
+	// addresses; what it announced was cleared by one of them.
+	SpeakerUnreachable SpeakerState = "Unreachable"
+)
+
+// SpeakerStatusStatus is the observed state of one node's speaker.
+type SpeakerStatusStatus struct {
+	State SpeakerState `json:"state"`
+	// Reason explains State when it is not Running.
+	Reason string `json:"reason,omitempty"`
+	// UpdateTime is when this object was last written.
+	UpdateTime metav1.Time `json:"updateTime"`
+	// Announcements are the addresses this node attracts traffic for,
+	// sorted by address.
+	Announcements []Announcement `json:"announcements,omitempty"`
+	// BGPSessions are this node's sessions with the configured routers,
+	// sorted by peer name.
+	BGPSessions []BGPSession `json:"bgpSessions,omitempty"`
+}
+
+// Announcement is one address this node announces.
+type Announcement struct {
+	IP string `json:"ip"`
+	// Mode is the pool's mode: layer2, vip or bgp.
+	Mode string `json:"mode"`
+	// Interface is where layer2 and vip answer or hold the address; empty
+	// for bgp and for vip's off-subnet interface.
+	Interface string `json:"interface,omitempty"`
+	// Services hold the address (several when it is shared), namespace/name.
+	Services []string `json:"services"`
+	// Since is when this node started announcing it.
+	Since metav1.Time `json:"since"`
+}
+
+// BGPSessionState is a session's state as the speaker sees it.
+type BGPSessionState string
+
+const (
+	BGPEstablished BGPSessionState = "Established"
+	BGPDown        BGPSessionState = "Down"
+	// BGPConnecting: configured, not established yet, no failure seen.
+	BGPConnecting BGPSessionState = "Connecting"
+)
+
+// BGPSession is this node's session with one router.
+type BGPSession struct {
+	// Peer is the name of bgp.peers[] in ironlb-config.
+	Peer    string          `json:"peer"`
+	Address string          `json:"address"`
+	State   BGPSessionState `json:"state"`
+	// Reason is why the session is down, or how it came up.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the session entered State.
+	Since metav1.Time `json:"since"`
+}
+
+// ToUnstructured turns a SpeakerStatus into the form the dynamic client
+// sends, with its apiVersion and kind set.
+func ToUnstructured(s *SpeakerStatus) (*unstructured.Unstructured, error) {
+	s.SetGroupVersionKind(SpeakerStatusKind)
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
+	if err != nil {
+		return nil, err
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+// FromUnstructured reads a SpeakerStatus from the dynamic client's form.
+func FromUnstructured(u *unstructured.Unstructured) (*SpeakerStatus, error) {
+	var s SpeakerStatus
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
