@@ -300,7 +300,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 
 	want := map[netip.Addr]announcement{}
 	for ip, holders := range addressesOf(services) {
-		pool := poolFor(cfg, ip)
+		pool := cfg.PoolFor(ip)
 		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
 			continue
 		}
@@ -574,7 +574,7 @@ func (s *Speaker) PoolOf(ip netip.Addr) string {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
-	if p := poolFor(cfg, ip); p != nil {
+	if p := cfg.PoolFor(ip); p != nil {
 		return p.Name
 	}
 	return ""
@@ -717,17 +717,6 @@ func addressesOf(services []*v1.Service) map[netip.Addr][]*v1.Service {
 		}
 	}
 	return out
-}
-
-func poolFor(cfg *config.Config, ip netip.Addr) *config.Pool {
-	for _, p := range cfg.Pools {
-		for _, r := range p.Ranges {
-			if r.Contains(ip) {
-				return p
-			}
-		}
-	}
-	return nil
 }
 
 func serviceKeys(svcs []*v1.Service) []string {

@@ -1,11 +1,12 @@
 // Package config parses and validates ironlb's configuration: the address
-// pools (and, later, the BGP section) kept in the ironlb-config ConfigMap.
+// pools and the BGP section kept in the ironlb-config ConfigMap.
 // Both the cloud provider and the speaker read it through this package, so a
 // config that one accepts the other accepts too.
 package config
 
 import (
 	"encoding/json"
+	"net/netip"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -85,6 +86,19 @@ type Pool struct {
 // Pool returns the pool called name, or nil.
 func (c *Config) Pool(name string) *Pool {
 	return c.byName[name]
+}
+
+// PoolFor returns the pool whose ranges hold ip, or nil. Ranges never
+// overlap, so there is at most one.
+func (c *Config) PoolFor(ip netip.Addr) *Pool {
+	for _, p := range c.Pools {
+		for _, r := range p.Ranges {
+			if r.Contains(ip) {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // PoolSpecs returns the pools in the form the allocator takes.

@@ -65,6 +65,7 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.SetIn(streams.In)
+	root.AddCommand(newStatusCommand(streams))
 	root.AddCommand(newValidateCommand(streams))
 	return root
 }

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/ipam"
+)
+
+// Status is what `kubectl ironlb status` reports; -o json and -o yaml print
+// it as is.
+type Status struct {
+	Config   ConfigState     `json:"config"`
+	Pools    []PoolUsage     `json:"pools"`
+	Services []ServiceStatus `json:"services"`
+	Speakers []SpeakerState  `json:"speakers"`
+}
+
+// ConfigState says whether ironlb-config parses.
+type ConfigState struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Found is false when the ConfigMap does not exist (no pools).
+	Found  bool     `json:"found"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// PoolUsage is one family of one pool. Size and Free are decimal strings:
+// an IPv6 /64 holds more addresses than a JSON number keeps exactly.
+type PoolUsage struct {
+	Pool   string `json:"pool"`
+	Mode   string `json:"mode"`
+	Family string `json:"family"`
+	Size   string `json:"size"`
+	Used   int    `json:"used"`
+	Free   string `json:"free"`
+}
+
+// ServiceStatus is one address of one LoadBalancer Service.
+type ServiceStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// IP is empty while the service waits for an address.
+	IP   string `json:"ip,omitempty"`
+	Pool string `json:"pool,omitempty"`
+	Mode string `json:"mode,omitempty"`
+	// AnnouncedBy are the nodes whose running speaker announces IP now.
+	AnnouncedBy []string `json:"announcedBy"`
+}
+
+// SpeakerState is one node's speaker, from its SpeakerStatus.
+type SpeakerState struct {
+	Node          string                `json:"node"`
+	State         string                `json:"state"`
+	Reason        string                `json:"reason,omitempty"`
+	UpdateTime    metav1.Time           `json:"updateTime"`
+	Announcements int                   `json:"announcements"`
+	BGPSessions   []v1alpha1.BGPSession `json:"bgpSessions,omitempty"`
+}
+
+// clock is the time ages are computed from; tests pin it.
+var clock = time.Now
+
+type statusOptions struct {
+	kubeconfig      *clientcmd.ClientConfigLoadingRules
+	overrides       *clientcmd.ConfigOverrides
+	output          string
+	configNamespace string
+	configName      string
+	now             func() time.Time
+}
+
+func newStatusCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &statusOptions{
+		kubeconfig:      clientcmd.NewDefaultClientConfigLoadingRules(),
+		overrides:       &clientcmd.ConfigOverrides{},
+		configNamespace: "ironlb-system",
+		configName:      "ironlb-config",
+		now:             clock,
+	}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Pools, LoadBalancer services and the nodes announcing them, BGP sessions",
+		Long: `Show what ironlb does right now, read from the cluster only: each pool's
+size, used and free addresses per family; every LoadBalancer service with its
+address, pool, mode and the node(s) announcing it (from the speakers'
+SpeakerStatus objects); each speaker's state and BGP sessions.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.output != "" && o.output != "json" && o.output != "yaml" {
+				return fmt.Errorf("--output %q: want json or yaml (default: tables)", o.output)
+			}
+			restConfig, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(o.kubeconfig, o.overrides).ClientConfig()
+			if err != nil {
+				return err
+			}
+			client, err := kubernetes.NewForConfig(restConfig)
+			if err != nil {
+				return err
+			}
+			dyn, err := dynamic.NewForConfig(restConfig)
+			if err != nil {
+				return err
+			}
+			st, err := gatherStatus(cmd.Context(), client, dyn, o.configNamespace, o.configName)
+			if err != nil {
+				return err
+			}
+			if ns := o.overrides.Context.Namespace; ns != "" {
+				st.Services = slices.DeleteFunc(st.Services, func(s ServiceStatus) bool { return s.Namespace != ns })
+			}
+			return printStatus(streams.Out, st, o.output, o.now())
+		},
+	}
+	// kubectl's connection flags (--kubeconfig, --context, --server, ...).
+	cmd.Flags().StringVar(&o.kubeconfig.ExplicitPath, "kubeconfig", "", "path to the kubeconfig file")
+	clientcmd.BindOverrideFlags(o.overrides, cmd.Flags(), clientcmd.RecommendedConfigOverrideFlags(""))
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "json or yaml (default: tables)")
+	cmd.Flags().StringVar(&o.configNamespace, "config-namespace", o.configNamespace, "namespace of the ironlb config ConfigMap")
+	cmd.Flags().StringVar(&o.configName, "config-name", o.configName, "name of the ironlb config ConfigMap")
+	return cmd
+}
+
+// gatherStatus reads the config, the Services and the SpeakerStatus objects:
+// three lists, whatever the size of the cluster.
+func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, cfgNamespace, cfgName string) (*Status, error) {
+	st := &Status{Config: ConfigState{Namespace: cfgNamespace, Name: cfgName}, Pools: []PoolUsage{}, Services: []ServiceStatus{}, Speakers: []SpeakerState{}}
+	cfg := config.Empty()
+	cm, err := client.CoreV1().ConfigMaps(cfgNamespace).Get(ctx, cfgName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading the config: %w", err)
+	default:
+		st.Config.Found = true
+		parsed, errs := config.Parse([]byte(cm.Data[config.ConfigMapKey]))
+		for _, e := range errs {
+			st.Config.Errors = append(st.Config.Errors, e.Error())
+		}
+		if len(errs) == 0 {
+			cfg = parsed
+		}
+	}
+
+	services, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	speakers, err := dyn.Resource(v1alpha1.SpeakerStatusResource).List(ctx, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("listing speakerstatuses (is the ironlb CRD installed?): %w", err)
+	}
+
+	// announcers: "ip namespace/name" → nodes, from running speakers only.
+	announcers := map[string][]string{}
+	if speakers != nil {
+		for i := range speakers.Items {
+			s, err := v1alpha1.FromUnstructured(&speakers.Items[i])
+			if err != nil {
+				return nil, fmt.Errorf("speakerstatus %s: %w", speakers.Items[i].GetName(), err)
+			}
+			st.Speakers = append(st.Speakers, SpeakerState{
+				Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
+				Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
+			})
+			if s.Status.State != v1alpha1.SpeakerRunning {
+				continue
+			}
+			for _, a := range s.Status.Announcements {
+				for _, svc := range a.Services {
+					key := a.IP + " " + svc
+					announcers[key] = append(announcers[key], s.Name)
+				}
+			}
+		}
+	}
+
+	inUse := map[netip.Addr]bool{}
+	for i := range services.Items {
+		svc := &services.Items[i]
+		if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.LoadBalancerClass != nil {
+			continue
+		}
+		row := ServiceStatus{Namespace: svc.Namespace, Name: svc.Name, AnnouncedBy: []string{}}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			st.Services = append(st.Services, row)
+			continue
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			r := row
+			r.IP = ing.IP
+			if ip, err := netip.ParseAddr(ing.IP); err == nil {
+				inUse[ip] = true
+				if p := cfg.PoolFor(ip); p != nil {
+					r.Pool, r.Mode = p.Name, string(p.Mode)
+				}
+			}
+			if nodes := announcers[ing.IP+" "+svc.Namespace+"/"+svc.Name]; len(nodes) > 0 {
+				r.AnnouncedBy = slices.Sorted(slices.Values(nodes))
+			}
+			st.Services = append(st.Services, r)
+		}
+	}
+	slices.SortFunc(st.Services, func(a, b ServiceStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), compareIPs(a.IP, b.IP))
+	})
+	slices.SortFunc(st.Speakers, func(a, b SpeakerState) int { return cmp.Compare(a.Node, b.Node) })
+	st.Pools = poolUsage(cfg, inUse)
+	return st, nil
+}
+
+// poolUsage counts, per pool and family, the addresses services hold.
+func poolUsage(cfg *config.Config, inUse map[netip.Addr]bool) []PoolUsage {
+	alloc := ipam.New()
+	if err := alloc.SetPools(cfg.PoolSpecs()); err != nil {
+		return []PoolUsage{} // a parsed config always fits; nothing to show otherwise
+	}
+	used := map[string]int{}
+	for ip := range inUse {
+		if p := cfg.PoolFor(ip); p != nil {
+			used[p.Name+" "+ipam.FamilyOf(ip).String()]++
+		}
+	}
+	out := []PoolUsage{}
+	for _, s := range alloc.Stats() {
+		n := used[s.Pool+" "+s.Family.String()]
+		free := new(big.Int).Sub(s.Size, big.NewInt(int64(n)))
+		out = append(out, PoolUsage{Pool: s.Pool, Mode: string(cfg.Pool(s.Pool).Mode), Family: s.Family.String(),
+			Size: s.Size.String(), Used: n, Free: free.String()})
+	}
+	return out
+}
+
+func compareIPs(a, b string) int {
+	x, errX := netip.ParseAddr(a)
+	y, errY := netip.ParseAddr(b)
+	if errX != nil || errY != nil {
+		return cmp.Compare(a, b)
+	}
+	return x.Compare(y)
+}
+
+func printStatus(w io.Writer, st *Status, output string, now time.Time) error {
+	switch output {
+	case "json":
+		data, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", data)
+		return err
+	case "yaml":
+		data, err := yaml.Marshal(st)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	return printTables(w, st, now)
+}
+
+// printTables prints kubectl-style tables, one per section.
+func printTables(w io.Writer, st *Status, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	c := st.Config
+	switch {
+	case !c.Found:
+		fmt.Fprintf(tw, "Config %s/%s: not found; no pools\n", c.Namespace, c.Name)
+	case len(c.Errors) > 0:
+		fmt.Fprintf(tw, "Config %s/%s: INVALID (ironlb keeps serving its last good config):\n", c.Namespace, c.Name)
+		for _, e := range c.Errors {
+			fmt.Fprintf(tw, "  %s\n", e)
+		}
+	default:
+		fmt.Fprintf(tw, "Config %s/%s: valid\n", c.Namespace, c.Name)
+	}
+
+	fmt.Fprintln(tw, "\nPOOL\tMODE\tFAMILY\tSIZE\tUSED\tFREE")
+	for _, p := range st.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.Pool, p.Mode, p.Family, p.Size, p.Used, p.Free)
+	}
+
+	fmt.Fprintln(tw, "\nSERVICE\tIP\tPOOL\tMODE\tANNOUNCED BY")
+	for _, s := range st.Services {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, orDefault(s.IP, "<pending>"),
+			orDefault(s.Pool, "<none>"), orDefault(s.Mode, "<none>"), orDefault(strings.Join(s.AnnouncedBy, ","), "<none>"))
+	}
+
+	fmt.Fprintln(tw, "\nNODE\tSPEAKER\tANNOUNCING\tUPDATED")
+	for _, s := range st.Speakers {
+		state := s.State
+		if s.Reason != "" && s.State != string(v1alpha1.SpeakerRunning) {
+			state += ": " + s.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s ago\n", s.Node, state, s.Announcements, age(now, s.UpdateTime))
+	}
+
+	sessions := 0
+	for _, s := range st.Speakers {
+		sessions += len(s.BGPSessions)
+	}
+	if sessions > 0 {
+		fmt.Fprintln(tw, "\nNODE\tBGP PEER\tADDRESS\tSTATE\tSINCE\tREASON")
+		for _, s := range st.Speakers {
+			for _, b := range s.BGPSessions {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, b.Peer, b.Address, b.State, age(now, b.Since), b.Reason)
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+func age(now time.Time, t metav1.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	return duration.HumanDuration(now.Sub(t.Time))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
