@@ -290,6 +290,38 @@ func setReadyEndpoints(t *testing.T, env *labenv.Env, svc string, nodes ...strin
 }
 
 // hostRoute is the /32 or /128 a node announces for ip.
+// checkStatusBGP waits until `kubectl ironlb status` shows what r1 shows:
+// every node announcing vip and its sessions with r1 established.
+func checkStatusBGP(t *testing.T, env *labenv.Env, vip netip.Addr, nodes []string) {
+	t.Helper()
+	var last *labenv.PluginStatus
+	err := framework.WaitFor(t.Context(), routeTimeout, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		st, err := env.PluginStatus(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = st
+		announced := false
+		for _, s := range st.Services {
+			if s.Name == "web" && s.IP == vip.String() {
+				announced = slices.Equal(slices.Sorted(slices.Values(s.AnnouncedBy)), nodes) && s.Mode == "bgp"
+			}
+		}
+		established := 0
+		for _, sp := range st.Speakers {
+			for _, b := range sp.BGPSessions {
+				if strings.HasPrefix(b.Peer, "r1") && b.State == "Established" {
+					established++
+				}
+			}
+		}
+		return announced && established == 2*len(nodes), nil
+	})
+	if err != nil {
+		t.Errorf("kubectl ironlb status never showed %s announced by %v with every r1 session established: %v; last %+v", vip, nodes, err, last)
+	}
+}
+
 func hostRoute(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
 
 // TestBGP runs ironlb in bgp mode against FRR on r1: every eligible node
@@ -355,6 +387,7 @@ func TestBGP(t *testing.T) {
 
 		waitAnsweringFromClient2(t, env, vip)
 		checkSpread(t, env, vip)
+		checkStatusBGP(t, env, vip, allNodes)
 	})
 	if vip == (netip.Addr{}) {
 		t.Fatal("no BGP service to go on with")

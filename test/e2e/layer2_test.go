@@ -131,6 +131,25 @@ func announcer(t *testing.T, env *labenv.Env, svc string, vip netip.Addr) string
 	return strings.Fields(msg)[0]
 }
 
+// waitStatusAnnouncer waits until `kubectl ironlb status` names exactly node
+// as the announcer of svc's vip: the same node the client's neighbour cache
+// resolves the address to.
+func waitStatusAnnouncer(t *testing.T, env *labenv.Env, svc string, vip netip.Addr, node string) {
+	t.Helper()
+	var last []string
+	err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		got, err := env.AnnouncedBy(ctx, "default", svc, vip)
+		if err != nil {
+			return false, nil
+		}
+		last = got
+		return len(got) == 1 && got[0] == node, nil
+	})
+	if err != nil {
+		t.Errorf("kubectl ironlb status: %s announced by %v, want only %s (the client's neighbour entry): %v", vip, last, node, err)
+	}
+}
+
 // arpingMACs returns the MACs that answer ARP for vip from the client.
 func arpingMACs(t *testing.T, env *labenv.Env, vip netip.Addr) []string {
 	t.Helper()
@@ -161,9 +180,11 @@ func TestLayer2(t *testing.T) {
 		if len(macs) != 1 || env.NodeByMAC(macs[0]) != owner {
 			t.Errorf("ARP answers %v, want only %s's MAC", macs, owner)
 		}
-		if mac, _ := env.ClientNeighbor(t.Context(), vip); env.NodeByMAC(mac) != owner {
+		mac, _ := env.ClientNeighbor(t.Context(), vip)
+		if env.NodeByMAC(mac) != owner {
 			t.Errorf("client neighbour entry %q, want %s's MAC", mac, owner)
 		}
+		waitStatusAnnouncer(t, env, "web", vip, env.NodeByMAC(mac))
 	})
 
 	t.Run("speakers run with CAP_NET_RAW only", func(t *testing.T) {
@@ -200,6 +221,7 @@ func TestLayer2(t *testing.T) {
 		if !strings.Contains(strings.ToLower(out), env.Lab.Node(nodeIndex(env, owner)).MAC.String()) {
 			t.Errorf("client's IPv6 neighbour cache %q lacks %s's MAC", out, owner)
 		}
+		waitStatusAnnouncer(t, env, "web6", vip, owner)
 	})
 
 	t.Run("spread: 30 services over 3 nodes", func(t *testing.T) {
@@ -287,6 +309,10 @@ func TestLayer2(t *testing.T) {
 			if mac, _ := env.ClientNeighbor(t.Context(), vip); env.NodeByMAC(mac) != next {
 				t.Errorf("client's neighbour entry %q, want %s's MAC", mac, next)
 			}
+			// kubectl ironlb status follows: the new owner reports itself,
+			// and the old one's claim is gone (withdrawn on SIGTERM, cleared
+			// by the surviving speakers otherwise).
+			waitStatusAnnouncer(t, env, "failover-"+fault.id, vip, next)
 			for _, mac := range arpingMACs(t, env, vip) {
 				if env.NodeByMAC(mac) != next {
 					t.Errorf("ARP answered by %s after the takeover", env.NodeByMAC(mac))

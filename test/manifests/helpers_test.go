@@ -100,7 +100,7 @@ func renderChart(t testing.TB, ns string, args ...string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"template", releaseName, filepath.Join(root, "charts", "ironlb"), "--namespace", ns, "--kube-version", kubeVersion}
+	base := []string{"template", releaseName, filepath.Join(root, "charts", "ironlb"), "--namespace", ns, "--kube-version", kubeVersion, "--include-crds"}
 	out, err := run(nil, "", helmBinary(t), append(base, args...)...)
 	if err != nil {
 		t.Fatal(err)
