@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -228,3 +229,31 @@ func TestStopWritesStopped(t *testing.T) {
 	}
 }
 
+// BenchmarkObjectSize reports what one announcement costs in the stored
+// object (JSON, as etcd keeps custom resources), for the object-size limit
+// discussed in docs/architecture.md.
+func BenchmarkObjectSize(b *testing.B) {
+	const n = 5000
+	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: "node-with-a-typical-name-01"}}
+	st.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0)}
+	for i := range n {
+		st.Status.Announcements = append(st.Status.Announcements, v1alpha1.Announcement{
+			IP: fmt.Sprintf("198.51.%d.%d", 100+i/256%3, i%256), Mode: "layer2", Interface: "enp1s0f0",
+			Services: []string{fmt.Sprintf("team-%03d/service-%05d", i%100, i)}, Since: metav1.NewTime(t0),
+		})
+	}
+	var size int
+	for b.Loop() {
+		u, err := v1alpha1.ToUnstructured(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := u.MarshalJSON()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+	}
+	b.ReportMetric(float64(size)/n, "bytes/announcement")
+	b.ReportMetric(float64(1536*1024)/(float64(size)/n), "announcements/1.5MiB")
+}
