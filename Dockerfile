@@ -30,6 +30,7 @@ RUN go mod download
 # every imported package is copied).
 COPY cmd/ cmd/
 COPY announcer/ announcer/
+COPY api/ api/
 COPY config/ config/
 COPY ipam/ ipam/
 COPY provider/ provider/

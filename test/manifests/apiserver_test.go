@@ -247,6 +247,9 @@ var speakerMust = []probe{
 	{"watch configmaps/ironlb-config -n ironlb-system", "config informer"},
 	{"get secrets/bgp-tor-a -n ironlb-system", "BGP peer passwords (passwordSecretRef)"},
 	{"get configmaps/kube-proxy -n kube-system", "IPVS strictARP check"},
+	{"create speakerstatuses.ironlb.io", "its node's SpeakerStatus, first write"},
+	{"update speakerstatuses.ironlb.io/n1", "its node's SpeakerStatus; departed nodes' marked Unreachable"},
+	{"watch speakerstatuses.ironlb.io", "informer on its own SpeakerStatus"},
 }
 
 // What ironlb-speaker must never be allowed.
@@ -277,6 +280,8 @@ var speakerMustNot = []probe{
 	{"create serviceaccounts --subresource=token -n ironlb-system", "no tokens"},
 	{"escalate clusterroles", "no RBAC escalation"},
 	{"impersonate users", "no impersonation"},
+	{"delete speakerstatuses.ironlb.io/n1", "the Node's garbage collection removes them"},
+	{"patch speakerstatuses.ironlb.io/n1", "full updates only"},
 }
 
 // checkCanI asks the apiserver, as user, every probe; must ones must be yes,
