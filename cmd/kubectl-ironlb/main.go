@@ -67,6 +67,7 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetIn(streams.In)
 	root.AddCommand(newStatusCommand(streams))
 	root.AddCommand(newValidateCommand(streams))
+	root.AddCommand(newImportCommand(streams))
 	return root
 }
 
