@@ -242,8 +242,12 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 		}
 		for _, peer := range slices.Sorted(maps.Keys(r.sessions)) {
 			st.BGPSessions = append(st.BGPSessions, r.sessions[peer])
+			if r.sessions[peer].State == v1alpha1.BGPEstablished {
+				st.EstablishedSessions++
+			}
 		}
 	}
+	st.AnnouncedAddresses = len(st.Announcements)
 	return st
 }
 

@@ -56,6 +56,10 @@ type SpeakerStatusStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// UpdateTime is when this object was last written.
 	UpdateTime metav1.Time `json:"updateTime"`
+	// AnnouncedAddresses counts Announcements, and EstablishedSessions the
+	// established BGPSessions: kubectl's columns cannot count lists.
+	AnnouncedAddresses  int `json:"announcedAddresses"`
+	EstablishedSessions int `json:"establishedSessions"`
 	// Announcements are the addresses this node attracts traffic for,
 	// sorted by address.
 	Announcements []Announcement `json:"announcements,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -319,9 +320,33 @@ func printDemoFromState(w io.Writer, dir string) error {
 	if err := printDemo(context.Background(), w, client, from); err != nil {
 		return err
 	}
+	if err := printPluginStatus(w, st); err != nil {
+		return err
+	}
 	if vty, err := os.ReadFile(filepath.Join(dir, frrVtyFile)); err == nil {
 		fmt.Fprintf(w, "\n%s runs FRR (AS %d; the nodes are AS %d). What it learned:\n  vtysh --vty_socket %s -c 'show bgp summary' -c 'show ip bgp'\n",
 			from.router, demoRouterAS, demoNodeAS, strings.TrimSpace(string(vty)))
 	}
+	return nil
+}
+
+// printPluginStatus runs `kubectl ironlb status` from the client, as an
+// operator on the LAN would, and says how to run it by hand.
+func printPluginStatus(w io.Writer, st *state) error {
+	binDir, err := framework.IronLBBinaries()
+	if err != nil {
+		return err
+	}
+	clientNetns := st.ID + "-cl"
+	cmd := exec.Command("ip", "netns", "exec", clientNetns, "kubectl", "ironlb", "status", "--kubeconfig", st.Kubeconfig)
+	// kubectl finds plugins on PATH.
+	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kubectl ironlb status: %v\n%s", err, out)
+	}
+	fmt.Fprintf(w, "\n$ kubectl ironlb status\n%s", out)
+	fmt.Fprintf(w, "\nRun it again (or kubectl get speakerstatuses) with:\n  PATH=%s:$PATH ip netns exec %s kubectl ironlb status --kubeconfig %s\n",
+		binDir, clientNetns, st.Kubeconfig)
 	return nil
 }
