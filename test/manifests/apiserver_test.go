@@ -71,6 +71,26 @@ func TestAgainstAPIServer(t *testing.T) {
 		out := kubectl(t, kc, yamlOf(t, rest...), "apply", "--dry-run=server", "-f", "-")
 		wantApplied(t, out, rest)
 	})
+	t.Run("dry-run chart values-servicemonitor", func(t *testing.T) {
+		// The metrics Services and the dashboard ConfigMap for real (dry
+		// run); the ServiceMonitors need the Prometheus Operator's CRDs:
+		// their wiring is checked instead.
+		objs := decode(t, renderChart(t, namespace, "-f", valuesServiceMonitor))
+		var rest []*unstructured.Unstructured
+		for _, o := range objs {
+			if o.GetKind() == "ServiceMonitor" {
+				checkServiceMonitor(t, o, objs, "20s")
+				continue
+			}
+			rest = append(rest, o)
+		}
+		out := kubectl(t, kc, yamlOf(t, rest...), "apply", "--dry-run=server", "-f", "-")
+		wantApplied(t, out, rest)
+	})
+	t.Run("dry-run grafana kustomization", func(t *testing.T) {
+		out := kubectl(t, kc, nil, "apply", "--dry-run=server", "-k", filepath.Join(root, "manifests", "grafana"))
+		wantApplied(t, out, decode(t, renderOverlay(t, "grafana")))
+	})
 
 	// From here on the kubeadm overlay is installed for real (nothing runs
 	// its pods: there is no kubelet or controller-manager).

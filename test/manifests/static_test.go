@@ -35,10 +35,11 @@ const valuesK3s = "testdata/values-k3s.yaml"
 func renders(t *testing.T) map[string][]*unstructured.Unstructured {
 	t.Helper()
 	return map[string][]*unstructured.Unstructured{
-		"kustomize kubeadm": decode(t, renderOverlay(t, "kubeadm")),
-		"kustomize k3s":     decode(t, renderOverlay(t, "k3s")),
-		"helm defaults":     decode(t, renderChart(t, namespace)),
-		"helm values-all":   decode(t, renderChart(t, "lb-system", "-f", valuesAll)),
+		"kustomize kubeadm":          decode(t, renderOverlay(t, "kubeadm")),
+		"kustomize k3s":              decode(t, renderOverlay(t, "k3s")),
+		"helm defaults":              decode(t, renderChart(t, namespace)),
+		"helm values-all":            decode(t, renderChart(t, "lb-system", "-f", valuesAll)),
+		"helm values-servicemonitor": decode(t, renderChart(t, namespace, "-f", valuesServiceMonitor)),
 	}
 }
 
@@ -547,7 +548,7 @@ func dockerStages(dockerfile string) map[string]string {
 // than letting it fall back to a default silently.
 func TestChartLint(t *testing.T) {
 	chart := filepath.Join(repoRoot(t), "charts", "ironlb")
-	for _, values := range []string{"", valuesAll, valuesK3s} {
+	for _, values := range []string{"", valuesAll, valuesK3s, valuesServiceMonitor} {
 		args := []string{"lint", "--strict", chart}
 		if values != "" {
 			args = append(args, "-f", values)
