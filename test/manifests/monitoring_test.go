@@ -25,7 +25,7 @@ const (
 	dashboardLabel = "grafana_dashboard"
 )
 
-// monitoringKinds are the objects the chart renders only on request.
+// isMonitoring: the objects the chart renders only on request.
 func isMonitoring(o *unstructured.Unstructured) bool {
 	switch o.GetKind() {
 	case "PodMonitor", "ServiceMonitor", "Service":
