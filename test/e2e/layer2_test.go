@@ -150,6 +150,16 @@ func waitStatusAnnouncer(t *testing.T, env *labenv.Env, svc string, vip netip.Ad
 	}
 }
 
+// serviceVersion is a service's resourceVersion in the default namespace.
+func serviceVersion(t *testing.T, env *labenv.Env, name string) string {
+	t.Helper()
+	svc, err := env.Client.CoreV1().Services("default").Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.ResourceVersion
+}
+
 // arpingMACs returns the MACs that answer ARP for vip from the client.
 func arpingMACs(t *testing.T, env *labenv.Env, vip netip.Addr) []string {
 	t.Helper()
@@ -296,6 +306,8 @@ func TestLayer2(t *testing.T) {
 		t.Run("failover: "+fault.name, func(t *testing.T) {
 			vip := create(t, env, lbService("failover-"+fault.id))
 			owner := waitAnswering(t, env, vip, anyNode)
+			waitStatusAnnouncer(t, env, "failover-"+fault.id, vip, owner)
+			before := serviceVersion(t, env, "failover-"+fault.id)
 			start := time.Now()
 			fault.inject(t, owner)
 			next := waitAnswering(t, env, vip, func(n string) bool { return n != owner })
@@ -313,6 +325,11 @@ func TestLayer2(t *testing.T) {
 			// and the old one's claim is gone (withdrawn on SIGTERM, cleared
 			// by the surviving speakers otherwise).
 			waitStatusAnnouncer(t, env, "failover-"+fault.id, vip, next)
+			// Reporting the new announcer wrote no Service: the service
+			// controller had nothing to re-ensure, no Service watcher woke.
+			if after := serviceVersion(t, env, "failover-"+fault.id); after != before {
+				t.Errorf("the Service was written during the failover (resourceVersion %s → %s)", before, after)
+			}
 			for _, mac := range arpingMACs(t, env, vip) {
 				if env.NodeByMAC(mac) != next {
 					t.Errorf("ARP answered by %s after the takeover", env.NodeByMAC(mac))
