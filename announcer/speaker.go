@@ -413,6 +413,13 @@ func readyOn(node string, slices []*discoveryv1.EndpointSlice) bool {
 	return false
 }
 
+// Ready reports whether the speaker serves: its caches are synced and it has
+// joined the other speakers, so it announces what it should. A rolling
+// update waits for it before restarting the next node's speaker.
+func (s *Speaker) Ready() bool {
+	return s.hasJoined()
+}
+
 func (s *Speaker) hasJoined() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -201,7 +201,7 @@ func run(ctx context.Context, o *options) error {
 		defer close(statusDone)
 		status.Run(statusCtx)
 	}()
-	go serveMetrics(ctx, o.metricsAddr)
+	go serveMetrics(ctx, o.metricsAddr, speaker.Ready)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
 
 	runErr := speaker.Run(ctx)
@@ -279,10 +279,17 @@ func nodeInternalIP(ctx context.Context, client kubernetes.Interface, name strin
 	return ip, nil
 }
 
-func serveMetrics(ctx context.Context, addr string) {
+func serveMetrics(ctx context.Context, addr string, ready func() bool) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", legacyregistry.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not joined to the other speakers yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
