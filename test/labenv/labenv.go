@@ -337,14 +337,18 @@ func (e *Env) Stop() {
 }
 
 // WaitConverged waits until every running speaker sees all of them as
-// members, read from each speaker's own /metrics: after a restart or a link
-// coming back, until then two speakers may elect differently.
+// members (its own /metrics) and is ready (/readyz): after a restart or a
+// link coming back, until then two speakers may elect differently.
 func (e *Env) WaitConverged(ctx context.Context, timeout time.Duration) error {
 	want := fmt.Sprintf("ironlb_speaker_members %d", len(e.Lab.Nodes()))
 	return framework.WaitFor(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		for _, n := range e.Lab.Nodes() {
 			body, err := e.SpeakerMetrics(ctx, n.Name)
 			if err != nil || !strings.Contains(body, want+"\n") {
+				return false, nil
+			}
+			// And each says it is ready (its readiness probe): joined.
+			if _, err := n.HTTPGet(ctx, fmt.Sprintf("http://%s/readyz", netip.AddrPortFrom(n.IPv4, speakerMetricsPort))); err != nil {
 				return false, nil
 			}
 		}
