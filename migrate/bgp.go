@@ -72,7 +72,7 @@ func (b *builder) unaggregate(bgp *config.BGPFile, advs []*draftAdv, errs []stri
 	conflict := ""
 	for _, e := range errs {
 		if strings.Contains(e, "would share the route") {
-			conflict = e
+			conflict, _, _ = strings.Cut(e, "; use ") // config's advice is for its own user
 			break
 		}
 	}

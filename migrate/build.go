@@ -57,7 +57,7 @@ func build(d *drafts, r *report) (*config.File, map[string]string) {
 		if _, errs := f.Validate(); len(errs) > 0 {
 			var msgs []string
 			for _, e := range errs {
-				msgs = append(msgs, e.ErrorBody())
+				msgs = append(msgs, e.Detail)
 			}
 			if b.unaggregate(&bgp, advs, msgs) {
 				f.BGP, _ = json.Marshal(bgp)

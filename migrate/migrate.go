@@ -28,6 +28,19 @@ const (
 // Sources lists the supported sources, for usage messages.
 var Sources = []Source{MetalLB, OpenELB, PureLB}
 
+// Title is the source's name as its project writes it.
+func (s Source) Title() string {
+	switch s {
+	case MetalLB:
+		return "MetalLB"
+	case OpenELB:
+		return "OpenELB"
+	case PureLB:
+		return "PureLB"
+	}
+	return string(s)
+}
+
 // ParseSource returns the Source called name.
 func ParseSource(name string) (Source, error) {
 	for _, s := range Sources {

@@ -20,13 +20,13 @@ func skip(r *report, src Source, o *object) {
 	other, known := groupSource[o.group()]
 	switch {
 	case known && other != src:
-		r.drop(o.ref(), "", "is a %s resource (%s); skipped: run kubectl ironlb import %s for it", other, o.APIVersion, other)
+		r.drop(o.ref(), "", "belongs to %s (%s); skipped: run kubectl ironlb import %s for it", other.Title(), o.APIVersion, other)
 	case known:
 		r.drop(o.ref(), "", "%s has no ironlb equivalent; skipped", o.APIVersion)
 	case src == MetalLB && o.Kind == "ConfigMap":
 		r.drop(o.ref(), "", "MetalLB's ConfigMap configuration (before v0.13) is not read: convert it to resources first (MetalLB's configmaptocrs), then import those")
 	default:
-		r.drop(o.ref(), "", "%s is not a %s resource; skipped", describe(o), src)
+		r.drop(o.ref(), "", "%s does not belong to %s; skipped", describe(o), src.Title())
 	}
 }
 
