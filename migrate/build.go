@@ -29,7 +29,11 @@ func build(d *drafts, r *report) (*config.File, map[string]string) {
 	var pools []*draftPool
 	for _, p := range d.pools {
 		if p.pool.Mode == config.ModeBGP && !bgpOK {
-			r.drop(p.ref, "", "is announced over BGP, but there is no BGP configuration to announce it with (%s); not carried over", d.bgpHint)
+			why := d.bgpHint
+			if d.bgp != nil && d.bgp.localASN != 0 {
+				why = "its local AS number is refused, see above"
+			}
+			r.drop(p.ref, "", "is announced over BGP, but there is no BGP configuration to announce it with (%s); not carried over", why)
 			continue
 		}
 		if b.checkPool(p) {

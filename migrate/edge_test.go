@@ -133,6 +133,25 @@ func TestImportEdgeCases(t *testing.T) {
 			lines: []string{"not carried over: IPAddressPool/metallb-system/a spec.autoAssign: cannot be read (is string where a bool is expected)"},
 		},
 		{
+			name: "restrictions that cannot be read",
+			src:  MetalLB,
+			input: docs(mlbPoolDoc("metallb-system", "a", "203.0.113.0/28")+"  serviceAllocation: {namespaces: default}\n",
+				mlbPoolDoc("metallb-system", "b", "203.0.113.16/28"),
+				"apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\nspec: {ipAddressPools: b, interfaces: [eth9]}\n"),
+			pools: []string{"b=203.0.113.16/28"},
+			lines: []string{
+				"not carried over: IPAddressPool/metallb-system/a: its serviceAllocation cannot be read, and leaving it out would open the pool to every Service",
+				"not carried over: L2Advertisement/metallb-system/l2 spec.ipAddressPools: cannot be read (is string where a list is expected)",
+				"note: IPAddressPool/metallb-system/b: no L2Advertisement or BGPAdvertisement selects it",
+			},
+		},
+		{
+			name:  "an OpenELB namespace binding that cannot be read",
+			src:   OpenELB,
+			input: "apiVersion: network.kubesphere.io/v1alpha2\nkind: Eip\nmetadata: {name: e}\nspec: {address: 203.0.113.0/28, protocol: layer2, namespaceSelector: {a: {b: c}}}\n",
+			lines: []string{"not carried over: Eip/e: its namespaces cannot be read"},
+		},
+		{
 			name:  "malformed documents among good ones",
 			src:   MetalLB,
 			input: docs("kind: [unclosed\n", "spec: {addresses: [1]}\n", mlbPoolDoc("metallb-system", "a", "203.0.113.0/28")),

@@ -17,11 +17,13 @@ type fields struct {
 	path string
 	raw  map[string]json.RawMessage
 	used map[string]bool
+	// bad marks keys present but unreadable (already reported).
+	bad  map[string]bool
 	kids []*fields
 }
 
 func newFields(r *report, ref Ref, path string, raw json.RawMessage) *fields {
-	f := &fields{r: r, ref: ref, path: path, raw: map[string]json.RawMessage{}, used: map[string]bool{}}
+	f := &fields{r: r, ref: ref, path: path, raw: map[string]json.RawMessage{}, used: map[string]bool{}, bad: map[string]bool{}}
 	if isNull(raw) {
 		return f
 	}
@@ -56,9 +58,22 @@ func (f *fields) get(key string, into any) bool {
 	}
 	if err := json.Unmarshal(v, into); err != nil {
 		f.r.drop(f.ref, f.at(key), "cannot be read (%s); not carried over", readError(err))
+		f.bad[key] = true
 		return false
 	}
 	return true
+}
+
+// failed reports whether any of keys was present but could not be read.
+// A restriction that cannot be read must not silently become no
+// restriction.
+func (f *fields) failed(keys ...string) bool {
+	for _, k := range keys {
+		if f.bad[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // object returns the fields of the object at key (empty when absent).
@@ -100,6 +115,15 @@ func (f *fields) ignore(keys ...string) {
 	for _, k := range keys {
 		f.used[k] = true
 	}
+}
+
+// discard marks everything read: the resource is not carried over, which
+// is reported once, so its other fields need no line each.
+func (f *fields) discard() {
+	for k := range f.raw {
+		f.used[k] = true
+	}
+	f.kids = nil
 }
 
 // done reports every key that was set but never read, here and below.

@@ -25,12 +25,14 @@ type mlbPool struct {
 // mlbAdv is an L2Advertisement or BGPAdvertisement: the pools it selects
 // and the nodes it announces from.
 type mlbAdv struct {
-	obj       *object
-	bgp       bool
-	poolNames []string
-	poolSels  []labels.Selector
-	nodeSels  []metav1.LabelSelector
-	ifaces    []string
+	obj *object
+	bgp bool
+	// choosesPools is false when the advertisement announces every pool.
+	choosesPools bool
+	poolNames    []string
+	poolSels     []labels.Selector
+	nodeSels     []metav1.LabelSelector
+	ifaces       []string
 	// draft is a BGPAdvertisement's advertisement.
 	draft *draftAdv
 }
@@ -113,6 +115,11 @@ func (m *metallbReader) pool(o *object) {
 	sa.get("namespaces", &namespaces)
 	sa.get("namespaceSelectors", &nsSels)
 	sa.get("serviceSelectors", &svcSels)
+	if sa.failed("namespaces", "namespaceSelectors", "serviceSelectors") {
+		m.r.drop(o.ref(), "", "its serviceAllocation cannot be read, and leaving it out would open the pool to every Service; the pool is not carried over")
+		f.discard()
+		return
+	}
 	m.namespaces(p.draft, sa, namespaces, nsSels)
 	if sel, ok := anyOf(svcSels); ok {
 		p.draft.pool.ServiceSelector = sel
@@ -158,6 +165,9 @@ func (m *metallbReader) adv(o *object, bgp bool) {
 	f.get("ipAddressPools", &a.poolNames)
 	var poolSels []metav1.LabelSelector
 	f.get("ipAddressPoolSelectors", &poolSels)
+	// Naming or selecting no pool means every pool: one whose choice cannot
+	// be read (reported) must not come to mean that.
+	a.choosesPools = len(a.poolNames) > 0 || len(poolSels) > 0 || f.failed("ipAddressPools", "ipAddressPoolSelectors")
 	for i := range poolSels {
 		sel, err := metav1.LabelSelectorAsSelector(&poolSels[i])
 		if err != nil {
@@ -181,7 +191,7 @@ func (a *mlbAdv) selects(p *mlbPool) bool {
 	if a.obj.Metadata.Namespace != p.obj.Metadata.Namespace {
 		return false
 	}
-	if len(a.poolNames) == 0 && len(a.poolSels) == 0 {
+	if !a.choosesPools {
 		return true
 	}
 	if slices.Contains(a.poolNames, p.obj.Metadata.Name) {

@@ -72,7 +72,7 @@ func (m *metallbReader) peer(o *object) *mlbPeer {
 	pf := &p.draft.peer
 	if !f.get("myASN", &p.myASN) || p.myASN == 0 {
 		m.r.drop(ref, "spec.myASN", "is missing: it is ironlb's localASN; the peer is not carried over")
-		f.ignore("peerASN", "dynamicASN", "peerAddress", "password", "passwordSecret")
+		f.discard()
 		return nil
 	}
 	f.get("peerASN", &pf.ASN)
@@ -80,7 +80,7 @@ func (m *metallbReader) peer(o *object) *mlbPeer {
 	if f.get("dynamicASN", &dynamic) && pf.ASN == 0 {
 		if dynamic != "internal" {
 			m.r.drop(ref, "spec.dynamicASN", "%q: ironlb needs the router's AS number (peerASN); the peer is not carried over", dynamic)
-			f.ignore("peerAddress", "password", "passwordSecret")
+			f.discard()
 			return nil
 		}
 		pf.ASN = p.myASN
@@ -98,6 +98,11 @@ func (m *metallbReader) peer(o *object) *mlbPeer {
 	f.get("enableGracefulRestart", &pf.GracefulRestart)
 	var sels []metav1.LabelSelector
 	f.get("nodeSelectors", &sels)
+	if f.failed("nodeSelectors") {
+		m.r.drop(ref, "", "its nodeSelectors cannot be read, and leaving them out would peer from every node; the peer is not carried over")
+		f.discard()
+		return nil
+	}
 	if sel, ok := anyOf(sels); ok {
 		pf.NodeSelector = sel
 	} else {

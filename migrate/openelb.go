@@ -81,7 +81,7 @@ func (o *openelbReader) eip(obj *object) {
 		p.Mode = config.ModeVIP
 	default:
 		o.r.drop(ref, "spec.protocol", "%q is not a protocol OpenELB knows (bgp, layer2, vip); the Eip is not carried over", protocol)
-		f.ignore("interface", "disable", "priority", "namespaces", "namespaceSelector", "usingKnownIPs")
+		f.discard()
 		return
 	}
 	if f.get("interface", &iface) && iface != "" {
@@ -100,6 +100,11 @@ func (o *openelbReader) eip(obj *object) {
 	var namespaces []string
 	f.get("namespaces", &namespaces)
 	nsSel := o.namespaceSelector(f)
+	if f.failed("namespaces", "namespaceSelector") {
+		o.r.drop(ref, "", "its namespaces cannot be read, and leaving them out would open the pool to every namespace; the Eip is not carried over")
+		f.discard()
+		return
+	}
 	e.isDefault = obj.Metadata.Annotations[openelbDefaultEip] == "true"
 	bound := len(namespaces) > 0 || nsSel != nil
 	e.auto = (e.isDefault || bound) && !disabled
@@ -123,13 +128,17 @@ func (o *openelbReader) namespaceSelector(f *fields) *metav1.LabelSelector {
 	if !f.get("namespaceSelector", &raw) || len(raw) == 0 {
 		return nil
 	}
+	// One that cannot be read is reported and binds nothing: it must not
+	// become an empty selector, which would admit every namespace.
 	sel := &metav1.LabelSelector{}
 	_, hasLabels := raw["matchLabels"]
 	_, hasExprs := raw["matchExpressions"]
 	if hasLabels || hasExprs {
-		f.get("namespaceSelector", sel)
-	} else {
-		f.get("namespaceSelector", &sel.MatchLabels)
+		if !f.get("namespaceSelector", sel) {
+			return nil
+		}
+	} else if !f.get("namespaceSelector", &sel.MatchLabels) {
+		return nil
 	}
 	return sel
 }

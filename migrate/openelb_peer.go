@@ -66,13 +66,13 @@ func (o *openelbReader) peer(obj *object) {
 	var localAs int64
 	if conf.get("localAs", &localAs) && localAs != 0 && b.localASN != 0 && localAs != b.localASN {
 		o.r.drop(ref, "spec.conf.localAs", "%d differs from the BgpConf's as, %d; ironlb speaks for one AS, so this peer is not carried over", localAs, b.localASN)
-		conf.ignore("authPassword")
+		f.discard()
 		return
 	}
 	var down bool
 	if conf.get("adminDown", &down) && down {
 		o.r.drop(ref, "spec.conf.adminDown", "the session is shut down in OpenELB; the peer is not carried over")
-		conf.ignore("authPassword")
+		f.discard()
 		return
 	}
 	var password string
@@ -122,6 +122,11 @@ func (o *openelbReader) peer(obj *object) {
 	var sel metav1.LabelSelector
 	if f.get("nodeSelector", &sel) {
 		pf.NodeSelector = &sel
+	}
+	if f.failed("nodeSelector") {
+		o.r.drop(ref, "", "its nodeSelector cannot be read, and leaving it out would peer from every node; the peer is not carried over")
+		f.discard()
+		return
 	}
 	b.peers = append(b.peers, p)
 }
