@@ -32,9 +32,10 @@ FILE holds the resources, as applied or as "kubectl get -o yaml" prints them
 source's names, so Services naming them keep working.
 
 Exit status 1 when nothing usable was found.`,
-		Example: `  kubectl get ipaddresspools,l2advertisements,bgpadvertisements,bgppeers,communities,bfdprofiles \
-    -n metallb-system -o yaml | kubectl ironlb import metallb -f - > ironlb-config.yaml
-  kubectl get eips,bgpconfs,bgppeers.network.kubesphere.io -o yaml > openelb.yaml
+		Example: `  kubectl get -n metallb-system -o yaml \
+    ipaddresspools.metallb.io,l2advertisements.metallb.io,bgpadvertisements.metallb.io,bgppeers.metallb.io,communities.metallb.io,bfdprofiles.metallb.io |
+    kubectl ironlb import metallb -f - > ironlb-config.yaml
+  kubectl get -o yaml eips.network.kubesphere.io,bgpconfs.network.kubesphere.io,bgppeers.network.kubesphere.io > openelb.yaml
   kubectl ironlb import openelb -f openelb.yaml --config-only`,
 		ValidArgs: sources,
 		Args: func(_ *cobra.Command, args []string) error {
