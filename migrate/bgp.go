@@ -2,8 +2,13 @@ package migrate
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ironlb/ironlb/config"
 )
@@ -24,10 +29,6 @@ func (b *builder) bgpSection(asn int64, pools []*draftPool) (config.BGPFile, []*
 	names := newNames()
 	addrs := map[netip.Addr]*draftPeer{}
 	for _, p := range d.peers {
-		if name := names.claim(p.peer.Name, "peer"); name != p.peer.Name {
-			b.r.note(p.ref, "metadata.name", "%q is not a valid ironlb peer name (a DNS label); the peer is named %s", p.peer.Name, name)
-			p.peer.Name = name
-		}
 		if !b.checkPeer(asn, p) {
 			continue
 		}
@@ -39,6 +40,14 @@ func (b *builder) bgpSection(asn int64, pools []*draftPool) (config.BGPFile, []*
 			continue
 		}
 		addrs[a] = p
+		if name := names.claim(p.peer.Name, "peer"); name != p.peer.Name {
+			why := fmt.Sprintf("%q is not a valid ironlb peer name (a DNS label)", p.peer.Name)
+			if toLabel(p.peer.Name) == p.peer.Name {
+				why = "another peer is already named " + p.peer.Name
+			}
+			b.r.note(p.ref, "metadata.name", "%s; the peer is named %s", why, name)
+			p.peer.Name = name
+		}
 		f.Peers = append(f.Peers, p.peer)
 	}
 
@@ -64,27 +73,37 @@ func (b *builder) bgpSection(asn int64, pools []*draftPool) (config.BGPFile, []*
 	return f, kept
 }
 
+// conflictPools reads the two pools of config's message about aggregates
+// that would share a route.
+var conflictPools = regexp.MustCompile(`^pools (\S+) \(.*\) and (\S+) \(.*would share the route`)
+
 // unaggregate mends the one conflict seen only across the whole config:
-// pools whose aggregated routes would carry different attributes. Each
-// advertisement then announces its addresses alone, as it is what the
-// routers would have to settle anyway. It reports whether it changed bgp.
-func (b *builder) unaggregate(bgp *config.BGPFile, advs []*draftAdv, errs []string) bool {
-	conflict := ""
+// pools whose aggregated routes would carry different attributes. The
+// advertisements of those pools then announce each address alone, which
+// shares no route and keeps their attributes. It reports whether it
+// changed bgp.
+func (b *builder) unaggregate(bgp *config.BGPFile, advs []*draftAdv, errs field.ErrorList) bool {
+	changed := false
 	for _, e := range errs {
-		if strings.Contains(e, "would share the route") {
-			conflict, _, _ = strings.Cut(e, "; use ") // config's advice is for its own user
-			break
+		m := conflictPools.FindStringSubmatch(e.Detail)
+		if m == nil {
+			continue
+		}
+		why, _, _ := strings.Cut(e.Detail, "; use ") // config's advice is for its own users
+		for _, a := range advs {
+			involved := slices.Contains(a.adv.Pools, m[1]) || slices.Contains(a.adv.Pools, m[2])
+			if involved && (a.adv.AggregationLength != nil || a.adv.AggregationLengthV6 != nil) {
+				b.r.drop(a.ref, a.fields["aggregationLength"], "%s; not carried over, the addresses are announced alone", why)
+				a.adv.AggregationLength, a.adv.AggregationLengthV6 = nil, nil
+				changed = true
+			}
 		}
 	}
-	if conflict == "" {
+	if !changed {
 		return false
 	}
 	bgp.Advertisements = nil
 	for _, a := range advs {
-		if a.adv.AggregationLength != nil || a.adv.AggregationLengthV6 != nil {
-			b.r.drop(a.ref, a.fields["aggregationLength"], "%s; not carried over, the addresses are announced alone", conflict)
-			a.adv.AggregationLength, a.adv.AggregationLengthV6 = nil, nil
-		}
 		if hasAttributes(a.adv) {
 			bgp.Advertisements = append(bgp.Advertisements, a.adv)
 		}
@@ -107,7 +126,9 @@ func (b *builder) globalOK(probe config.BGPFile, from origin, instead string) bo
 // number or node selector leaves the peer out.
 func (b *builder) checkPeer(asn int64, p *draftPeer) bool {
 	for {
-		raw, _ := json.Marshal(config.BGPFile{LocalASN: asn, Peers: []config.BGPPeerFile{p.peer}})
+		probe := p.peer
+		probe.Name = "probe" // named once kept, so a peer left out takes no name
+		raw, _ := json.Marshal(config.BGPFile{LocalASN: asn, Peers: []config.BGPPeerFile{probe}})
 		_, errs := config.ParseBGP(raw)
 		if len(errs) == 0 {
 			return true

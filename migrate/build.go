@@ -48,24 +48,29 @@ func build(d *drafts, r *report) (*config.File, map[string]string) {
 	f := &config.File{}
 	for _, p := range pools {
 		name := names.claim(p.pool.Name, "pool")
-		if name != p.pool.Name {
+		switch {
+		case name == p.pool.Name:
+		case toLabel(p.pool.Name) == p.pool.Name:
+			// Same-named resources of two namespaces: which one a Service
+			// meant is not known, so there is no advice to give it.
+			r.note(p.ref, "metadata.name", "another pool is already named %s; this one is named %s", p.pool.Name, name)
+		default:
 			r.note(p.ref, "metadata.name", "%q is not a valid ironlb pool name (a DNS label); the pool is named %s", p.pool.Name, name)
 			b.renamed[p.pool.Name] = name
-			p.pool.Name = name
 		}
+		p.pool.Name = name
 		f.Pools = append(f.Pools, p.pool)
 	}
 	if bgpOK {
 		bgp, advs := b.bgpSection(asn, pools)
 		f.BGP, _ = json.Marshal(bgp)
-		if _, errs := f.Validate(); len(errs) > 0 {
-			var msgs []string
-			for _, e := range errs {
-				msgs = append(msgs, e.Detail)
+		// Each round clears aggregation from at least one advertisement.
+		for range len(advs) {
+			_, errs := f.Validate()
+			if !b.unaggregate(&bgp, advs, errs) {
+				break
 			}
-			if b.unaggregate(&bgp, advs, msgs) {
-				f.BGP, _ = json.Marshal(bgp)
-			}
+			f.BGP, _ = json.Marshal(bgp)
 		}
 	}
 	return f, b.renamed

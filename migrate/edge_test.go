@@ -110,6 +110,7 @@ func TestImportEdgeCases(t *testing.T) {
 			lines: []string{
 				`note: IPAddressPool/metallb-system/Pool.One metadata.name: "Pool.One" is not a valid ironlb pool name (a DNS label); the pool is named pool-one`,
 				"Services with metallb.io/address-pool: Pool.One must say pool-one",
+				"note: IPAddressPool/other/pool-one metadata.name: another pool is already named pool-one; this one is named pool-one-2",
 			},
 		},
 		{
