@@ -3,29 +3,33 @@ package migrate
 import (
 	"fmt"
 	"slices"
+
+	"github.com/ironlb/ironlb/config"
 )
 
-// The Service annotations of each source. ironlb-ccm reads the pool, IP and
-// sharing ones as its own (config's table of equivalent annotations), and
-// reads a pool name as the ironlb pool of that name: the importer keeps
-// the source's names for that reason.
+// The Service annotations ironlb-ccm reads as its own come from config's
+// table of equivalent annotations; a pool name in them means the ironlb pool
+// of that name, which is why the importer keeps the source's names. These
+// are the source annotations ironlb has no use for.
 const (
-	metallbPool         = "metallb.io/address-pool"
-	metallbLegacyPool   = "metallb.universe.tf/address-pool"
-	metallbIPs          = "metallb.io/loadBalancerIPs"
-	metallbLegacyIPs    = "metallb.universe.tf/loadBalancerIPs"
-	metallbShared       = "metallb.io/allow-shared-ip"
-	metallbLegacyShared = "metallb.universe.tf/allow-shared-ip"
-
-	openelbEip      = "eip.openelb.kubesphere.io/v1alpha2"
-	openelbIP       = "eip.openelb.kubesphere.io/v1alpha1"
 	openelbLB       = "lb.kubesphere.io/v1alpha1"
 	openelbProtocol = "protocol.openelb.kubesphere.io/v1alpha1"
+	purelbLocal     = "purelb.io/allow-local"
+)
 
-	purelbServiceGroup = "purelb.io/service-group"
-	purelbIPs          = "purelb.io/addresses"
-	purelbShared       = "purelb.io/allow-shared-ip"
-	purelbLocal        = "purelb.io/allow-local"
+// Short names for the equivalents, as the advice below lists them.
+const (
+	metallbPool         = config.MetalLBAnnotationAddressPool
+	metallbLegacyPool   = config.MetalLBLegacyAnnotationAddressPool
+	metallbIPs          = config.MetalLBAnnotationLoadBalancerIPs
+	metallbLegacyIPs    = config.MetalLBLegacyAnnotationLoadBalancerIPs
+	metallbShared       = config.MetalLBAnnotationAllowSharedIP
+	metallbLegacyShared = config.MetalLBLegacyAnnotationAllowSharedIP
+	openelbEip          = config.OpenELBAnnotationEip
+	openelbIP           = config.OpenELBAnnotationIP
+	purelbServiceGroup  = config.PureLBAnnotationServiceGroup
+	purelbIPs           = config.PureLBAnnotationAddresses
+	purelbShared        = config.PureLBAnnotationAllowSharedIP
 )
 
 // serviceAdvice says, one line each, which Service settings keep working
