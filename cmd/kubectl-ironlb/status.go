@@ -346,4 +346,3 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
-
