@@ -14,8 +14,9 @@ import (
 )
 
 // sweepDeparted marks every announcing object whose speaker is not alive
-// Unreachable and empties it. Only objects labelled announcing are read, so
-// the sweep costs one small list plus one write per departed node.
+// Unreachable and empties it. The list is of the metadata of objects
+// labelled announcing only, so the sweep costs one small list plus a read
+// and a write per departed node, however much each node announces.
 func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	r.mu.Lock()
 	alive := r.alive
@@ -23,7 +24,7 @@ func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	if len(alive) == 0 || alive[0] != r.opts.NodeName {
 		return nil // no longer the one to do it
 	}
-	list, err := r.client.List(ctx, metav1.ListOptions{
+	list, err := r.meta.List(ctx, metav1.ListOptions{
 		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelAnnouncing: "true"}).String(),
 	})
 	if err != nil {
@@ -31,7 +32,7 @@ func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	}
 	var errs []error
 	for i := range list.Items {
-		name := list.Items[i].GetName()
+		name := list.Items[i].Name
 		if _, found := slices.BinarySearch(alive, name); found {
 			continue
 		}

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -57,6 +58,7 @@ type Options struct {
 type Reporter struct {
 	opts     Options
 	client   dynamic.NamespaceableResourceInterface
+	meta     metadata.ResourceInterface
 	informer cache.SharedIndexInformer
 	factory  dynamicinformer.DynamicSharedInformerFactory
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -67,8 +69,9 @@ type Reporter struct {
 	alive         []string                         // members, for the departed sweep
 }
 
-// New returns a Reporter; Run starts it.
-func New(client dynamic.Interface, opts Options) *Reporter {
+// New returns a Reporter; Run starts it. client reads and writes the
+// objects; meta lists them without their content, for the departed sweep.
+func New(client dynamic.Interface, meta metadata.Interface, opts Options) *Reporter {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -81,6 +84,7 @@ func New(client dynamic.Interface, opts Options) *Reporter {
 	r := &Reporter{
 		opts:     opts,
 		client:   client.Resource(v1alpha1.SpeakerStatusResource),
+		meta:     meta.Resource(v1alpha1.SpeakerStatusResource),
 		informer: factory.ForResource(v1alpha1.SpeakerStatusResource).Informer(),
 		factory:  factory,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),

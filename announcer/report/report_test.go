@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 )
@@ -36,21 +37,41 @@ func (c *clock) Set(t time.Time) {
 	c.now = t
 }
 
-func newFakeClient(objs ...*v1alpha1.SpeakerStatus) *dynamicfake.FakeDynamicClient {
-	var runtimeObjs []runtime.Object
+// fakeAPI holds the fake clients of one fake apiserver: the objects for
+// reads and writes, their metadata for the departed sweep's list (seeded
+// with the same objects; the fakes share no store).
+type fakeAPI struct {
+	*dynamicfake.FakeDynamicClient
+	meta *metadatafake.FakeMetadataClient
+}
+
+func newFakeClient(objs ...*v1alpha1.SpeakerStatus) *fakeAPI {
+	var runtimeObjs, metaObjs []runtime.Object
 	for _, o := range objs {
 		u, err := v1alpha1.ToUnstructured(o)
 		if err != nil {
 			panic(err)
 		}
 		runtimeObjs = append(runtimeObjs, u)
+		metaObjs = append(metaObjs, &metav1.PartialObjectMetadata{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta})
 	}
-	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{v1alpha1.SpeakerStatusResource: "SpeakerStatusList"}, runtimeObjs...)
+	return &fakeAPI{
+		FakeDynamicClient: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+			map[schema.GroupVersionResource]string{v1alpha1.SpeakerStatusResource: "SpeakerStatusList"}, runtimeObjs...),
+		meta: metadatafake.NewSimpleMetadataClient(metadataScheme(), metaObjs...),
+	}
+}
+
+// metadataScheme knows SpeakerStatus metadata, as the metadata fake needs.
+func metadataScheme() *runtime.Scheme {
+	scheme := metadatafake.NewTestScheme()
+	scheme.AddKnownTypeWithName(v1alpha1.SpeakerStatusKind, &metav1.PartialObjectMetadata{})
+	scheme.AddKnownTypeWithName(v1alpha1.SpeakerStatusKind.GroupVersion().WithKind("SpeakerStatusList"), &metav1.PartialObjectMetadataList{})
+	return scheme
 }
 
 // startReporter runs a Reporter for node until the test ends.
-func startReporter(t *testing.T, client *dynamicfake.FakeDynamicClient, node string, c *clock) *Reporter {
+func startReporter(t *testing.T, client *fakeAPI, node string, c *clock) *Reporter {
 	t.Helper()
 	r, stop := runReporter(client, node, c)
 	t.Cleanup(stop)
@@ -58,8 +79,8 @@ func startReporter(t *testing.T, client *dynamicfake.FakeDynamicClient, node str
 }
 
 // runReporter runs a Reporter for node until stop is called.
-func runReporter(client *dynamicfake.FakeDynamicClient, node string, c *clock) (*Reporter, func()) {
-	r := New(client, Options{NodeName: node, NodeUID: func() types.UID { return types.UID("uid-" + node) }, Now: c.Now})
+func runReporter(client *fakeAPI, node string, c *clock) (*Reporter, func()) {
+	r := New(client, client.meta, Options{NodeName: node, NodeUID: func() types.UID { return types.UID("uid-" + node) }, Now: c.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -73,7 +94,7 @@ func runReporter(client *dynamicfake.FakeDynamicClient, node string, c *clock) (
 }
 
 // waitStatus polls the fake API until name's object satisfies ok.
-func waitStatus(t *testing.T, client *dynamicfake.FakeDynamicClient, name string, ok func(*v1alpha1.SpeakerStatus) bool) *v1alpha1.SpeakerStatus {
+func waitStatus(t *testing.T, client *fakeAPI, name string, ok func(*v1alpha1.SpeakerStatus) bool) *v1alpha1.SpeakerStatus {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	var last *v1alpha1.SpeakerStatus

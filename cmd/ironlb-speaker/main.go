@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -184,7 +185,11 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	status := report.New(dynamicClient, report.Options{
+	metadataClient, err := metadata.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	status := report.New(dynamicClient, metadataClient, report.Options{
 		NodeName: o.nodeName,
 		NodeUID:  func() types.UID { return speaker.NodeUID() },
 	})

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/utils/ptr"
 
 	"github.com/ironlb/ironlb/announcer/report"
@@ -65,9 +66,13 @@ func TestStatusGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := func(d time.Duration) func() time.Time { return func() time.Time { return statusT0.Add(d) } }
-	n1 := startStatusReporter(t, dyn, "n1", at(0))
-	n2 := startStatusReporter(t, dyn, "n2", at(30*time.Second))
-	n3, stopN3 := runStatusReporter(dyn, "n3", at(0))
+	meta, err := metadata.NewForConfig(cp.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := startStatusReporter(t, dyn, meta, "n1", at(0))
+	n2 := startStatusReporter(t, dyn, meta, "n2", at(30*time.Second))
+	n3, stopN3 := runStatusReporter(dyn, meta, "n3", at(0))
 	defer stopN3()
 
 	n1.SetAnnouncements([]v1alpha1.Announcement{
@@ -146,14 +151,14 @@ func createLoadBalancer(t *testing.T, client kubernetes.Interface, ns, name stri
 	}
 }
 
-func startStatusReporter(t *testing.T, dyn dynamic.Interface, node string, now func() time.Time) *report.Reporter {
-	r, stop := runStatusReporter(dyn, node, now)
+func startStatusReporter(t *testing.T, dyn dynamic.Interface, meta metadata.Interface, node string, now func() time.Time) *report.Reporter {
+	r, stop := runStatusReporter(dyn, meta, node, now)
 	t.Cleanup(stop)
 	return r
 }
 
-func runStatusReporter(dyn dynamic.Interface, node string, now func() time.Time) (*report.Reporter, func()) {
-	r := report.New(dyn, report.Options{NodeName: node, NodeUID: func() types.UID { return "" }, Now: now})
+func runStatusReporter(dyn dynamic.Interface, meta metadata.Interface, node string, now func() time.Time) (*report.Reporter, func()) {
+	r := report.New(dyn, meta, report.Options{NodeName: node, NodeUID: func() types.UID { return "" }, Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
