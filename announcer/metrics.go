@@ -19,6 +19,10 @@ var (
 		Namespace: "ironlb", Subsystem: "speaker", Name: "members",
 		Help: "Alive speakers this node sees, itself included.", StabilityLevel: metrics.ALPHA,
 	})
+	partitioned = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "partitioned",
+		Help: "1 while this speaker is on the smaller side of a memberlist partition and holds back its layer2 and vip announcements.", StabilityLevel: metrics.ALPHA,
+	})
 	configStale = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "ironlb", Subsystem: "speaker", Name: "config_stale",
 		Help: "1 when ironlb-config is invalid and the last good config is in force.", StabilityLevel: metrics.ALPHA,
@@ -36,5 +40,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, configStale, GratuitousPackets, bgpSessionUp)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, partitioned, configStale, GratuitousPackets, bgpSessionUp)
 }

@@ -65,6 +65,8 @@ type StatusReporter interface {
 	SetBGPPeers(peers map[string]string)
 	// MembersChanged gives the alive speakers, once this one has joined.
 	MembersChanged(alive []string)
+	// Speakers names the nodes whose speaker has not stopped cleanly.
+	Speakers(ctx context.Context) ([]string, error)
 }
 
 // SpeakerOptions configure a Speaker.
@@ -122,6 +124,9 @@ type Speaker struct {
 	// bgpApplied is what BGP was last configured with, to call it on
 	// changes only.
 	bgpApplied *bgpInputs
+	// mark and down settle memberlist partitions (partition.go).
+	mark *mark
+	down *standingDown
 }
 
 // bgpInputs is everything the BGP sessions depend on.
@@ -290,18 +295,23 @@ func (s *Speaker) sync(ctx context.Context) error {
 			return nil
 		}
 	}
+	names := make([]string, len(alive))
+	for i, m := range alive {
+		names[i] = m.Name
+	}
+	slices.Sort(names)
 	if s.opts.Status != nil {
-		names := make([]string, len(alive))
-		for i, m := range alive {
-			names[i] = m.Name
-		}
 		s.opts.Status.MembersChanged(names)
 	}
+	standDown := s.standsDown(ctx, names)
 
 	want := map[netip.Addr]announcement{}
 	for ip, holders := range addressesOf(services) {
 		pool := cfg.PoolFor(ip)
 		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
+			continue
+		}
+		if standDown && pool.Mode != config.ModeBGP {
 			continue
 		}
 		if iface, ok := s.announces(ip, pool, s.candidates(ip, pool, holders, alive)); ok {
@@ -597,11 +607,7 @@ func (s *Speaker) BGPSessionChanged(peer string, up bool, reason string) {
 	bgpSessionUp.WithLabelValues(peer, s.opts.NodeName).Set(value)
 	klog.InfoS("BGP session changed", "peer", peer, "up", up, "reason", reason)
 	s.reportSession(peer, up, reason)
-	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, APIVersion: "v1"}
-	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
-		node.UID = n.UID
-	}
-	s.recorder.Eventf(node, eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
+	s.nodeEvent(eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
 }
 
 // reportSession hands a session change to the status reporter, with the

@@ -3,8 +3,9 @@
 # that are missing. Silent when there is nothing to do.
 set -euo pipefail
 
-# etcd-server: the control plane's store. The rest: routing daemons, and
-# neighbour-discovery and capture tools for the data-plane tests.
+# etcd-server: the control plane's store. The rest: routing daemons,
+# neighbour-discovery and capture tools for the data-plane tests, and nft to
+# cut the speakers' memberlist port in the partition test.
 packages=(
 	etcd-server
 	frr
@@ -13,6 +14,7 @@ packages=(
 	ndisc6
 	iproute2
 	tcpdump
+	nftables
 )
 
 missing=()

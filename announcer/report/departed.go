@@ -57,9 +57,10 @@ func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
 	current.Status = v1alpha1.SpeakerStatusStatus{
 		State:      v1alpha1.SpeakerUnreachable,
 		Reason:     fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
+		MarkedBy:   r.opts.NodeName,
 		UpdateTime: r.stamp(),
 	}
-	setAnnouncingLabel(&current.ObjectMeta, false)
+	setLabels(&current.ObjectMeta, current.Status)
 	u, err := v1alpha1.ToUnstructured(current)
 	if err != nil {
 		return err

@@ -51,6 +51,10 @@ type Options struct {
 	NodeUID func() types.UID
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// OnMarked, when set, is called when another speaker marks this one
+	// Unreachable while it runs: that speaker cannot reach this one through
+	// memberlist, yet both reach the API. by names it.
+	OnMarked func(by string)
 }
 
 // Reporter writes this node's SpeakerStatus. Its setters are cheap and never
@@ -96,9 +100,47 @@ func New(client dynamic.Interface, meta metadata.Interface, opts Options) *Repor
 	// another speaker, a human) is undone by the next write.
 	enqueue := func(any) { r.queue.Add(opts.NodeName) }
 	_, _ = r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, cur any) { enqueue(cur) }, DeleteFunc: enqueue,
+		AddFunc: enqueue,
+		UpdateFunc: func(old, cur any) {
+			r.noticeMark(old, cur)
+			enqueue(cur)
+		},
+		DeleteFunc: enqueue,
 	})
 	return r
+}
+
+// noticeMark calls OnMarked when an update marks this node Unreachable. Only
+// an update counts: the object a restarted speaker finds may carry the mark
+// of its previous run.
+func (r *Reporter) noticeMark(old, cur any) {
+	if r.opts.OnMarked == nil {
+		return
+	}
+	before, err1 := v1alpha1.FromUnstructured(old.(*unstructured.Unstructured))
+	after, err2 := v1alpha1.FromUnstructured(cur.(*unstructured.Unstructured))
+	if err1 != nil || err2 != nil || before.Status.State == v1alpha1.SpeakerUnreachable ||
+		after.Status.State != v1alpha1.SpeakerUnreachable || after.Status.MarkedBy == "" || after.Status.MarkedBy == r.opts.NodeName {
+		return
+	}
+	r.opts.OnMarked(after.Status.MarkedBy)
+}
+
+// Speakers names the nodes whose speaker has not stopped cleanly: running,
+// or marked Unreachable by another. A metadata-only list.
+func (r *Reporter) Speakers(ctx context.Context) ([]string, error) {
+	list, err := r.meta.List(ctx, metav1.ListOptions{
+		LabelSelector: v1alpha1.LabelState + "!=" + string(v1alpha1.SpeakerStopped),
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(list.Items))
+	for _, o := range list.Items {
+		names = append(names, o.Name)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // SetAnnouncements replaces what this node announces. Since is kept for
@@ -282,7 +324,7 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 	if current != nil {
 		next.ObjectMeta = *current.ObjectMeta.DeepCopy()
 	}
-	setAnnouncingLabel(&next.ObjectMeta, len(want.Announcements) > 0)
+	setLabels(&next.ObjectMeta, want)
 	r.setOwner(&next.ObjectMeta)
 	if current != nil && sameStatus(current.Status, want) && apiequality.Semantic.DeepEqual(current.ObjectMeta, next.ObjectMeta) {
 		return nil
@@ -312,11 +354,13 @@ func (r *Reporter) setOwner(meta *metav1.ObjectMeta) {
 	meta.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: r.opts.NodeName, UID: uid}}
 }
 
-func setAnnouncingLabel(meta *metav1.ObjectMeta, announcing bool) {
+// setLabels mirrors what the metadata-only lists select on.
+func setLabels(meta *metav1.ObjectMeta, st v1alpha1.SpeakerStatusStatus) {
 	if meta.Labels == nil {
 		meta.Labels = map[string]string{}
 	}
-	meta.Labels[v1alpha1.LabelAnnouncing] = fmt.Sprint(announcing)
+	meta.Labels[v1alpha1.LabelAnnouncing] = fmt.Sprint(len(st.Announcements) > 0)
+	meta.Labels[v1alpha1.LabelState] = string(st.State)
 }
 
 // Stop writes the final state of a speaker shutting down cleanly: Stopped,

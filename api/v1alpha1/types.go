@@ -24,6 +24,10 @@ var SpeakerStatusKind = schema.GroupVersionKind{Group: GroupName, Version: Versi
 // metadata-only list instead of reading every node's full object.
 const LabelAnnouncing = "ironlb.io/announcing"
 
+// LabelState mirrors status.state, so speakers can count the others that
+// are not Stopped with a metadata-only list.
+const LabelState = "ironlb.io/state"
+
 // SpeakerStatus is what the speaker on one node announces right now. It is
 // cluster-scoped and named after the node, written only by that node's
 // speaker (and emptied by another speaker when this one leaves the
@@ -54,6 +58,8 @@ type SpeakerStatusStatus struct {
 	State SpeakerState `json:"state"`
 	// Reason explains State when it is not Running.
 	Reason string `json:"reason,omitempty"`
+	// MarkedBy names the speaker that marked this one Unreachable.
+	MarkedBy string `json:"markedBy,omitempty"`
 	// UpdateTime is when this object was last written.
 	UpdateTime metav1.Time `json:"updateTime"`
 	// AnnouncedAddresses counts Announcements, and EstablishedSessions the

@@ -192,6 +192,7 @@ func run(ctx context.Context, o *options) error {
 	status := report.New(dynamicClient, metadataClient, report.Options{
 		NodeName: o.nodeName,
 		NodeUID:  func() types.UID { return speaker.NodeUID() },
+		OnMarked: func(by string) { speaker.MarkedUnreachable(by) },
 	})
 	speaker = announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
 		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,

@@ -150,6 +150,38 @@ func waitStatusAnnouncer(t *testing.T, env *labenv.Env, svc string, vip netip.Ad
 	}
 }
 
+// blockMemberlist drops, in node's namespace, every memberlist packet (port
+// 7946, TCP and UDP) to and from node, leaving the API, ARP and HTTP alone.
+func blockMemberlist(t *testing.T, env *labenv.Env, node string, block bool) {
+	t.Helper()
+	host := env.Lab.Node(nodeIndex(env, node))
+	if !block {
+		_, _ = host.Exec(context.Background(), "nft", "delete", "table", "inet", "ironlb-test")
+		return
+	}
+	ruleset := `table inet ironlb-test {
+	chain in { type filter hook input priority 0; tcp dport 7946 drop; udp dport 7946 drop; }
+	chain out { type filter hook output priority 0; tcp dport 7946 drop; udp dport 7946 drop; }
+}`
+	if out, err := host.Exec(t.Context(), "nft", ruleset); err != nil {
+		t.Fatalf("nft on %s: %v\n%s", node, err, out)
+	}
+}
+
+// waitMetric waits until node's speaker exposes line (a whole metrics line).
+func waitMetric(t *testing.T, env *labenv.Env, node, line string) {
+	t.Helper()
+	var body string
+	err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		var err error
+		body, err = env.SpeakerMetrics(ctx, node)
+		return err == nil && strings.Contains(body, line+"\n"), nil
+	})
+	if err != nil {
+		t.Fatalf("%s's speaker never exposed %q: %v", node, line, err)
+	}
+}
+
 // serviceVersion is a service's resourceVersion in the default namespace.
 func serviceVersion(t *testing.T, env *labenv.Env, name string) string {
 	t.Helper()
@@ -286,6 +318,44 @@ func TestLayer2(t *testing.T) {
 		}
 		labelNode(t, env, "n2", "false")
 		waitAnswering(t, env, vip, func(n string) bool { return n == "n2" })
+	})
+
+	t.Run("memberlist port blocked on one node: one owner per address, no restart", func(t *testing.T) {
+		var vips []netip.Addr
+		for i := range 6 {
+			vip := create(t, env, lbService(fmt.Sprintf("split-%d", i)))
+			waitAnswering(t, env, vip, anyNode)
+			vips = append(vips, vip)
+		}
+		cut := announcer(t, env, "split-0", vips[0])
+		start := time.Now()
+		blockMemberlist(t, env, cut, true)
+		t.Cleanup(func() { blockMemberlist(t, env, cut, false) })
+		// The others lose cut and mark it Unreachable through the API; cut,
+		// finding itself marked and alone, stands down.
+		waitMetric(t, env, cut, "ironlb_speaker_partitioned 1")
+		t.Logf("%s stood down %v after its memberlist port was blocked", cut, time.Since(start).Round(10*time.Millisecond))
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", cut, "MembershipPartitioned", "port 7946", ipTimeout); err != nil {
+			t.Error(err)
+		}
+		for _, vip := range vips {
+			err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(context.Context) (bool, error) {
+				macs := arpingMACs(t, env, vip)
+				return len(macs) == 1 && env.NodeByMAC(macs[0]) != cut, nil
+			})
+			if err != nil {
+				t.Errorf("%s: ARP answered by %v during the partition, want one node other than %s: %v", vip, arpingMACs(t, env, vip), cut, err)
+			}
+		}
+		// The port opens again: the speakers meet, cut announces as usual.
+		blockMemberlist(t, env, cut, false)
+		start = time.Now()
+		if err := env.WaitConverged(t.Context(), 2*takeoverTimeout); err != nil {
+			t.Fatalf("speakers did not meet again after the partition: %v", err)
+		}
+		waitMetric(t, env, cut, "ironlb_speaker_partitioned 0")
+		t.Logf("the speakers met again %v after the port opened (join retries back off to 30 s)", time.Since(start).Round(10*time.Millisecond))
+		waitAnswering(t, env, vips[0], func(n string) bool { return n == cut })
 	})
 
 	for _, fault := range []struct {
