@@ -18,9 +18,9 @@ type fakeStatus struct {
 }
 
 func (f *fakeStatus) SetAnnouncements([]v1alpha1.Announcement) {}
-func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)       {}
-func (f *fakeStatus) SetBGPPeers(map[string]string)           {}
-func (f *fakeStatus) MembersChanged([]string)                 {}
+func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)        {}
+func (f *fakeStatus) SetBGPPeers(map[string]string)            {}
+func (f *fakeStatus) MembersChanged([]string)                  {}
 func (f *fakeStatus) Speakers(context.Context) ([]string, error) {
 	return f.speakers, f.err
 }

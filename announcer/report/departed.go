@@ -13,10 +13,12 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 )
 
-// sweepDeparted marks every announcing object whose speaker is not alive
-// Unreachable and empties it. The list is of the metadata of objects
-// labelled announcing only, so the sweep costs one small list plus a read
-// and a write per departed node, however much each node announces.
+// sweepDeparted marks every Running object whose speaker is not alive
+// Unreachable and empties it, announcing or not: the mark is also how a
+// speaker cut off from memberlist learns that the others live
+// (announcer/partition.go). The list is of metadata only, so the sweep costs
+// one small list plus a read and a write per departed node, however much
+// each node announces.
 func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	r.mu.Lock()
 	alive := r.alive
@@ -25,7 +27,7 @@ func (r *Reporter) sweepDeparted(ctx context.Context) error {
 		return nil // no longer the one to do it
 	}
 	list, err := r.meta.List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelAnnouncing: "true"}).String(),
+		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelState: string(v1alpha1.SpeakerRunning)}).String(),
 	})
 	if err != nil {
 		return err

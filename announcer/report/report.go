@@ -12,7 +12,6 @@ package report
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -359,7 +358,6 @@ func setLabels(meta *metav1.ObjectMeta, st v1alpha1.SpeakerStatusStatus) {
 	if meta.Labels == nil {
 		meta.Labels = map[string]string{}
 	}
-	meta.Labels[v1alpha1.LabelAnnouncing] = fmt.Sprint(len(st.Announcements) > 0)
 	meta.Labels[v1alpha1.LabelState] = string(st.State)
 }
 

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -133,8 +134,8 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 	if !got.Status.Announcements[0].Since.Time.Equal(t0) {
 		t.Errorf("since %v, want %v", got.Status.Announcements[0].Since, t0)
 	}
-	if got.Labels[v1alpha1.LabelAnnouncing] != "true" {
-		t.Errorf("labels %v lack %s=true", got.Labels, v1alpha1.LabelAnnouncing)
+	if got.Labels[v1alpha1.LabelState] != "Running" {
+		t.Errorf("labels %v lack %s=Running", got.Labels, v1alpha1.LabelState)
 	}
 	if refs := got.OwnerReferences; len(refs) != 1 || refs[0].Kind != "Node" || refs[0].UID != "uid-n1" {
 		t.Errorf("owner references %+v, want the Node", refs)
@@ -155,8 +156,8 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 
 	r.SetAnnouncements(nil)
 	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 0 })
-	if got.Labels[v1alpha1.LabelAnnouncing] != "false" {
-		t.Errorf("labels %v: want %s=false with nothing announced", got.Labels, v1alpha1.LabelAnnouncing)
+	if got.Labels[v1alpha1.LabelState] != "Running" {
+		t.Errorf("labels %v: want %s=Running with nothing announced", got.Labels, v1alpha1.LabelState)
 	}
 }
 
@@ -208,12 +209,14 @@ func TestReporterRewritesForeignChange(t *testing.T) {
 func TestDepartedSpeakersMarkedUnreachable(t *testing.T) {
 	announcing := func(name string) *v1alpha1.SpeakerStatus {
 		return &v1alpha1.SpeakerStatus{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelAnnouncing: "true"}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelState: "Running"}},
 			Status: v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0),
 				Announcements: []v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Services: []string{"dev/web"}, Since: metav1.NewTime(t0)}}},
 		}
 	}
-	client := newFakeClient(announcing("n3"), announcing("n4"))
+	idle := announcing("n5")
+	idle.Status.Announcements = nil
+	client := newFakeClient(announcing("n3"), announcing("n4"), idle)
 	a := startReporter(t, client, "n1", &clock{now: t0})
 	b := startReporter(t, client, "n2", &clock{now: t0})
 
@@ -229,10 +232,60 @@ func TestDepartedSpeakersMarkedUnreachable(t *testing.T) {
 
 	a.MembersChanged([]string{"n1", "n2", "n4"}) // n3 left
 	gone := waitStatus(t, client, "n3", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerUnreachable })
-	if len(gone.Status.Announcements) != 0 || gone.Labels[v1alpha1.LabelAnnouncing] != "false" || gone.Status.Reason == "" {
+	if len(gone.Status.Announcements) != 0 || gone.Labels[v1alpha1.LabelState] != "Unreachable" || gone.Status.Reason == "" {
 		t.Errorf("departed n3 not emptied: %+v labels %v", gone.Status, gone.Labels)
 	}
 	waitStatus(t, client, "n4", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+	// A departed speaker that announced nothing is marked too: the mark is
+	// how a speaker cut off from memberlist learns the others live.
+	gone = waitStatus(t, client, "n5", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerUnreachable })
+	if gone.Status.MarkedBy != "n1" {
+		t.Errorf("n5 marked by %q, want n1", gone.Status.MarkedBy)
+	}
+}
+
+// A speaker learns that another marked it Unreachable, once per mark, and
+// not from a mark its previous run found.
+func TestReporterNoticesMark(t *testing.T) {
+	client := newFakeClient(&v1alpha1.SpeakerStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
+		Status:     v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n2", UpdateTime: metav1.NewTime(t0)},
+	})
+	marks := make(chan string, 10)
+	r := New(client, client.meta, Options{NodeName: "n1", Now: (&clock{now: t0}).Now, OnMarked: func(by string) { marks <- by }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// The old mark is overwritten, and does not count.
+	running := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+	select {
+	case by := <-marks:
+		t.Fatalf("a mark left from a previous run was reported (by %s)", by)
+	default:
+	}
+	running.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n3", UpdateTime: metav1.NewTime(t0)}
+	u, err := v1alpha1.ToUnstructured(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Resource(v1alpha1.SpeakerStatusResource).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case by := <-marks:
+		if by != "n3" {
+			t.Errorf("marked by %q, want n3", by)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the mark was not reported")
+	}
 }
 
 func TestStopWritesStopped(t *testing.T) {
@@ -277,4 +330,19 @@ func BenchmarkObjectSize(b *testing.B) {
 	}
 	b.ReportMetric(float64(size)/n, "bytes/announcement")
 	b.ReportMetric(float64(1536*1024)/(float64(size)/n), "announcements/1.5MiB")
+}
+
+func TestSpeakersLeavesOutStopped(t *testing.T) {
+	obj := func(name string, state v1alpha1.SpeakerState) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelState: string(state)}}}
+	}
+	client := newFakeClient(obj("n3", v1alpha1.SpeakerRunning), obj("n1", v1alpha1.SpeakerUnreachable), obj("n2", v1alpha1.SpeakerStopped))
+	r := New(client, client.meta, Options{NodeName: "n1"})
+	got, err := r.Speakers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"n1", "n3"}; !slices.Equal(got, want) {
+		t.Errorf("speakers %v, want %v", got, want)
+	}
 }

@@ -19,13 +19,9 @@ var SpeakerStatusResource = schema.GroupVersionResource{Group: GroupName, Versio
 // SpeakerStatusKind is their kind.
 var SpeakerStatusKind = schema.GroupVersionKind{Group: GroupName, Version: Version, Kind: "SpeakerStatus"}
 
-// LabelAnnouncing is "true" on a SpeakerStatus that lists announcements, so
-// the speaker that clears the status of departed nodes can find them with a
-// metadata-only list instead of reading every node's full object.
-const LabelAnnouncing = "ironlb.io/announcing"
-
-// LabelState mirrors status.state, so speakers can count the others that
-// are not Stopped with a metadata-only list.
+// LabelState mirrors status.state, so speakers find the objects to mark
+// Unreachable (Running) and count the speakers (not Stopped) with
+// metadata-only lists instead of reading every node's full object.
 const LabelState = "ironlb.io/state"
 
 // SpeakerStatus is what the speaker on one node announces right now. It is
