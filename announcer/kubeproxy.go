@@ -39,9 +39,5 @@ func (s *Speaker) warnIfIPVSAnswersARP(ctx context.Context) {
 	}
 	const msg = "kube-proxy runs in IPVS mode with strictARP: false, so every node answers ARP for every LoadBalancer IP and layer2 mode cannot work; set ipvs.strictARP: true in kube-system/kube-proxy and restart kube-proxy"
 	klog.InfoS("WARNING: "+msg, "node", s.opts.NodeName)
-	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, UID: "", APIVersion: "v1"}
-	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
-		node.UID = n.UID
-	}
-	s.recorder.Event(node, v1.EventTypeWarning, "StrictARPDisabled", msg)
+	s.nodeEvent(v1.EventTypeWarning, "StrictARPDisabled", "%s", msg)
 }

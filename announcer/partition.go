@@ -2,7 +2,6 @@ package announcer
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -14,14 +13,18 @@ import (
 // A memberlist partition (port 7946 blocked between some nodes) makes each
 // side see the other as dead and elect its own owner for every layer2 and
 // vip address: two nodes answer ARP for one address. The API is the second
-// channel that tells a partition from a death. When a speaker loses
-// another, the lowest alive speaker marks the lost one's SpeakerStatus
-// Unreachable (announcer/report). A speaker that finds itself marked while
-// it runs knows the marker's side is alive. Once the marker is gone from its
-// own view too, the side with fewer speakers (on a tie, the one without the
-// lowest name) stands down: it stops its layer2 and vip announcements until
-// it meets a speaker of the other side again. bgp addresses are announced by
-// every eligible node anyway and stay.
+// channel that tells a partition from a death. When speakers lose another,
+// the lowest-named of them marks the lost one's SpeakerStatus Unreachable
+// (announcer/report); each speaker also publishes the members it sees. A
+// speaker that finds itself marked while it runs knows the marker's side is
+// alive. Once the marker is gone from its own view too, and as long as the
+// marker's published view still leaves this speaker out (a marker that died
+// after the blip it marked had met this speaker again), it compares its side
+// with the marker's: the smaller side (on a tie, the side whose lowest name,
+// the marker's on the other side, is higher) stands down. It stops
+// its layer2 and vip announcements until it meets a speaker from outside
+// its side again. bgp addresses are announced by every eligible node anyway
+// and stay. A death leaves no mark on the survivors: it stops no one.
 
 // markPatience is how long a mark is weighed: this speaker's memberlist may
 // take a few seconds longer than the marker's to give up on the other side
@@ -30,17 +33,18 @@ import (
 // saw a blip.
 const markPatience = 15 * time.Second
 
+// peerReadTimeout bounds reading the marker's view: it happens on the sync
+// path, and during a partition the API may be slow.
+const peerReadTimeout = 2 * time.Second
+
 type mark struct {
 	by string
 	at time.Time
-	// speakers is the API's list of speakers, read once per mark.
-	speakers []string
 }
 
 // standingDown is this speaker's side of a partition it lost.
 type standingDown struct {
-	// others are the speakers of the other side(s).
-	others []string
+	side []string
 }
 
 // MarkedUnreachable is told that speaker by marked this one Unreachable.
@@ -54,16 +58,17 @@ func (s *Speaker) MarkedUnreachable(by string) {
 
 // standsDown reports whether this speaker is on the losing side of a
 // memberlist partition, given the alive members' names (sorted). A mark is
-// weighed again at every membership change until it is settled or
-// markPatience is over.
+// weighed again at every sync until it is settled or markPatience is over.
 func (s *Speaker) standsDown(ctx context.Context, alive []string) bool {
 	s.mu.Lock()
 	pending, down := s.mark, s.down
 	s.mu.Unlock()
 	if down != nil {
-		if !slices.ContainsFunc(down.others, func(n string) bool { return slices.Contains(alive, n) }) {
+		if !slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(down.side, n) }) {
+			s.clearMark(pending) // the marks of a partition already settled
 			return true
 		}
+		s.clearMark(pending)
 		s.setDown(nil)
 		klog.InfoS("Memberlist partition over: announcing as usual", "members", alive)
 		s.nodeEvent(v1.EventTypeNormal, "MembershipRejoined", "%s meets the other speakers again and announces as usual", s.opts.NodeName)
@@ -81,43 +86,40 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) bool {
 	if slices.Contains(alive, pending.by) {
 		return false // this side has not lost the marker (yet)
 	}
-	if pending.speakers == nil {
-		speakers, err := s.opts.Status.Speakers(ctx)
-		if err != nil {
-			klog.ErrorS(err, "Cannot count the speakers to settle a memberlist partition; announcing as usual")
-			return false
-		}
-		pending.speakers = append(speakers, pending.by)
+	readCtx, cancel := context.WithTimeout(ctx, peerReadTimeout)
+	defer cancel()
+	theirs, err := s.opts.Status.MembersSeenBy(readCtx, pending.by)
+	if err != nil {
+		klog.ErrorS(err, "Cannot read the other side to settle a memberlist partition; announcing as usual", "marker", pending.by)
+		return false
 	}
-	var others []string
-	for _, n := range pending.speakers {
-		if !slices.Contains(alive, n) && !slices.Contains(others, n) {
-			others = append(others, n)
-		}
+	if slices.Contains(theirs, s.opts.NodeName) {
+		// The marker has met this speaker since (or died right after): no
+		// partition left to settle.
+		s.clearMark(pending)
+		return false
 	}
-	slices.Sort(others)
-	if !minority(alive, others) {
-		klog.V(2).InfoS("Memberlist partition: this side keeps announcing", "side", alive, "others", others)
+	if !minority(alive, len(theirs), pending.by) {
+		klog.V(2).InfoS("Memberlist partition: this side keeps announcing", "side", alive, "otherSide", theirs, "marker", pending.by)
 		return false
 	}
 	s.clearMark(pending)
-	s.setDown(&standingDown{others: others})
-	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "others", others)
+	s.setDown(&standingDown{side: alive})
+	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", theirs, "marker", pending.by)
 	s.nodeEvent(v1.EventTypeWarning, "MembershipPartitioned",
-		"%s reaches the API but not the speakers of %s through memberlist (is port 7946 blocked?); with %d of %d speakers its side is the smaller, so it stops its layer2 and vip announcements until it meets them again",
-		s.opts.NodeName, strings.Join(others, ","), len(alive), len(alive)+len(others))
+		"%s reaches the API but not the speakers of %s through memberlist (is port 7946 blocked?); its side has %d of them, so it stops its layer2 and vip announcements until it meets them again",
+		s.opts.NodeName, strings.Join(theirs, ","), len(alive))
 	return true
 }
 
-// minority: fewer speakers, or as many without the lowest name.
-func minority(mine, others []string) bool {
-	if len(others) == 0 {
-		return false
+// minority: this side (mine, sorted) has fewer speakers than the marker's
+// (theirs), or as many and a higher lowest name; the marker is the lowest
+// name of its side.
+func minority(mine []string, theirs int, marker string) bool {
+	if len(mine) != theirs {
+		return len(mine) < theirs
 	}
-	if len(mine) != len(others) {
-		return len(mine) < len(others)
-	}
-	return slices.Min(mine) > slices.Min(others)
+	return mine[0] > marker
 }
 
 func (s *Speaker) clearMark(m *mark) {
@@ -137,13 +139,4 @@ func (s *Speaker) setDown(d *standingDown) {
 		value = 1
 	}
 	partitioned.Set(value)
-}
-
-// nodeEvent records an Event on this node.
-func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
-	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, APIVersion: "v1"}
-	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
-		node.UID = n.UID
-	}
-	s.recorder.Event(node, eventType, reason, fmt.Sprintf(format, args...))
 }

@@ -11,18 +11,19 @@ import (
 	"github.com/ironlb/ironlb/config"
 )
 
-// fakeStatus is a StatusReporter whose speaker list is fixed.
+// fakeStatus is a StatusReporter that knows which members each speaker
+// reports seeing.
 type fakeStatus struct {
-	speakers []string
-	err      error
+	seen map[string][]string
+	err  error
 }
 
 func (f *fakeStatus) SetAnnouncements([]v1alpha1.Announcement) {}
 func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)        {}
 func (f *fakeStatus) SetBGPPeers(map[string]string)            {}
 func (f *fakeStatus) MembersChanged([]string)                  {}
-func (f *fakeStatus) Speakers(context.Context) ([]string, error) {
-	return f.speakers, f.err
+func (f *fakeStatus) MembersSeenBy(_ context.Context, node string) ([]string, error) {
+	return f.seen[node], f.err
 }
 
 func TestStandsDown(t *testing.T) {
@@ -32,55 +33,62 @@ func TestStandsDown(t *testing.T) {
 		want     bool
 	}
 	tests := []struct {
-		name     string
-		self     string
-		speakers []string
-		err      error
-		steps    []step
+		name  string
+		self  string
+		seen  map[string][]string // the members each marker sees
+		err   error
+		steps []step
 	}{
-		{"one node cut off: it stands down until it meets the others", "n3", []string{"n1", "n2", "n3"}, nil, []step{
+		{"one node cut off: it stands down until it meets the others", "n3", map[string][]string{"n1": {"n1", "n2"}}, nil, []step{
 			{"n1", []string{"n3"}, true},
 			{"", []string{"n3"}, true},
 			{"", []string{"n2", "n3"}, false}, // met n2 again
 			{"", []string{"n2", "n3"}, false},
+			// A mark that came during the partition is spent: n1 leaving
+			// later is a death, not a partition.
+			{"n1", []string{"n3"}, true},
+			{"", []string{"n1", "n2", "n3"}, false},
+			{"", []string{"n2", "n3"}, false},
 		}},
-		{"the larger side keeps announcing", "n1", []string{"n1", "n2", "n3"}, nil, []step{
+		{"the larger side keeps announcing", "n1", map[string][]string{"n3": {"n3"}}, nil, []step{
 			{"n3", []string{"n1", "n2"}, false},
 		}},
-		{"the cut-off side loses its members one at a time", "n3", []string{"n1", "n2", "n3"}, nil, []step{
-			{"n1", []string{"n2", "n3"}, false}, // n1 gone: 2 against 1 so far
-			{"", []string{"n3"}, true},          // n2 gone too: 1 against 2
+		{"the cut-off side loses its members one at a time", "n4", map[string][]string{"n1": {"n1", "n2", "n3"}}, nil, []step{
+			{"n1", []string{"n1", "n2", "n3", "n4"}, false}, // the marker is still here
+			{"", []string{"n1", "n3", "n4"}, false},         // n2 gone first
+			{"", []string{"n3", "n4"}, true},                // then n1: 2 against 3
 		}},
-		{"two nodes, a tie: the side without the lowest name stands down", "n2", []string{"n1", "n2"}, nil, []step{
+		{"two nodes, a tie: the side without the lowest name stands down", "n2", map[string][]string{"n1": {"n1"}}, nil, []step{
 			{"n1", []string{"n2"}, true},
 		}},
-		{"two nodes, a tie: the side with the lowest name keeps announcing", "n1", []string{"n1", "n2"}, nil, []step{
+		{"two nodes, a tie: the side with the lowest name keeps announcing", "n1", map[string][]string{"n2": {"n2"}}, nil, []step{
 			{"n2", []string{"n1"}, false},
 		}},
-		{"no mark, no partition: a node died", "n1", []string{"n1", "n2", "n3"}, nil, []step{
+		{"a long-dead node counts on no side", "n1", map[string][]string{"n2": {"n2", "n3"}}, nil, []step{
+			// n1..n4 with n4 dead; split {n1} | {n2, n3}: n2 sees 2.
+			{"n2", []string{"n1"}, true},
+		}},
+		{"no mark, no partition: a node died", "n1", nil, nil, []step{
 			{"", []string{"n1"}, false},
 		}},
-		{"marked while the marker is still alive here: wait until it is gone", "n3", []string{"n1", "n2", "n3"}, nil, []step{
+		{"marked while the marker is still alive here: wait until it is gone", "n3", map[string][]string{"n1": {"n1", "n2"}}, nil, []step{
 			{"n1", []string{"n1", "n2", "n3"}, false},
 			{"", []string{"n3"}, true},
 		}},
-		{"speakers cannot be counted: keep announcing", "n3", nil, errors.New("forbidden"), []step{
+		{"a blip, then the marker dies: its last view has this speaker again", "n3", map[string][]string{"n1": {"n1", "n2", "n3"}}, nil, []step{
+			{"n1", []string{"n1", "n2", "n3"}, false},
+			{"", []string{"n2", "n3"}, false}, // n1 died: n2 and n3 carry on
+			{"", []string{"n2", "n3"}, false},
+		}},
+		{"the other side cannot be read: keep announcing", "n3", nil, errors.New("forbidden"), []step{
 			{"n1", []string{"n3"}, false},
-		}},
-		{"a speaker that stopped cleanly is not on the other side", "n2", []string{"n1", "n2"}, nil, []step{
-			// n3 stopped (the list leaves it out): n2 alone against n1 is a
-			// tie, which n1 wins.
-			{"n1", []string{"n2"}, true},
-		}},
-		{"the marker is on the other side even when the list lacks it", "n1", []string{"n1", "n2"}, nil, []step{
-			{"n3", []string{"n1"}, true}, // n1 alone against n2 and n3
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSpeaker(fake.NewClientset(), &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{
 				NodeName: tc.self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
-				Status: &fakeStatus{speakers: tc.speakers, err: tc.err},
+				Status: &fakeStatus{seen: tc.seen, err: tc.err},
 			})
 			defer s.queue.ShutDown()
 			for i, st := range tc.steps {

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/ironlb/ironlb/announcer/bgp"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
@@ -65,8 +66,8 @@ type StatusReporter interface {
 	SetBGPPeers(peers map[string]string)
 	// MembersChanged gives the alive speakers, once this one has joined.
 	MembersChanged(alive []string)
-	// Speakers names the nodes whose speaker has not stopped cleanly.
-	Speakers(ctx context.Context) ([]string, error)
+	// MembersSeenBy are the speakers node's speaker last reported seeing.
+	MembersSeenBy(ctx context.Context, node string) ([]string, error)
 }
 
 // SpeakerOptions configure a Speaker.
@@ -553,13 +554,15 @@ func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
 			passwords[p.Name] = string(secret.Data[p.PasswordSecretRef.Key])
 		}
 	}
+	// The reporter learns the peers first: it drops session events about
+	// peers it does not know.
+	if s.opts.Status != nil {
+		s.opts.Status.SetBGPPeers(peersOf(in.cfg, in.labels))
+	}
 	if err := s.opts.BGP.SetConfig(ctx, in.cfg, s.opts.NodeName, in.labels, passwords, in.routerID); err != nil {
 		errs = append(errs, err)
 	}
 	s.bgpApplied = in
-	if s.opts.Status != nil {
-		s.opts.Status.SetBGPPeers(peersOf(in.cfg, in.labels))
-	}
 	return errors.Join(errs...)
 }
 
@@ -616,21 +619,20 @@ func (s *Speaker) reportSession(peer string, up bool, reason string) {
 	if s.opts.Status == nil {
 		return
 	}
-	s.mu.Lock()
-	cfg := s.cfg
-	s.mu.Unlock()
 	session := v1alpha1.BGPSession{Peer: peer, State: v1alpha1.BGPDown, Reason: reason}
-	if up {
+	switch {
+	case up:
 		session.State = v1alpha1.BGPEstablished
-	}
-	if cfg.BGP != nil {
-		for _, p := range cfg.BGP.Peers {
-			if p.Name == peer {
-				session.Address = p.Address.String()
-			}
-		}
+	case reason == bgp.ReasonConnecting:
+		session.State = v1alpha1.BGPConnecting
 	}
 	s.opts.Status.SetBGPSession(session)
+}
+
+// nodeEvent records an Event on this node.
+func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
+	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, UID: s.NodeUID(), APIVersion: "v1"}
+	s.recorder.Event(node, eventType, reason, fmt.Sprintf(format, args...))
 }
 
 // NodeUID is this node's UID, "" while the Node is not in the cache.

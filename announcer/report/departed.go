@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -20,10 +21,7 @@ import (
 // one small list plus a read and a write per departed node, however much
 // each node announces.
 func (r *Reporter) sweepDeparted(ctx context.Context) error {
-	r.mu.Lock()
-	alive := r.alive
-	r.mu.Unlock()
-	if len(alive) == 0 || alive[0] != r.opts.NodeName {
+	if !r.lowest() {
 		return nil // no longer the one to do it
 	}
 	list, err := r.meta.List(ctx, metav1.ListOptions{
@@ -35,7 +33,7 @@ func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	var errs []error
 	for i := range list.Items {
 		name := list.Items[i].Name
-		if _, found := slices.BinarySearch(alive, name); found {
+		if r.isAlive(name) {
 			continue
 		}
 		if err := r.markUnreachable(ctx, name); err != nil {
@@ -48,32 +46,45 @@ func (r *Reporter) sweepDeparted(ctx context.Context) error {
 	return nil
 }
 
-// markUnreachable empties one departed node's object. The update carries the
-// resourceVersion just read: if that speaker came back and wrote in between,
-// the conflict leaves its fresh state alone.
+// markUnreachable empties one departed node's object. Each try reads the
+// object afresh: a speaker cut off from memberlist may be writing its own at
+// that very moment, and must still be marked; one that stopped or came back
+// meanwhile is left alone.
 func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
-	current, err := r.get(ctx, name)
-	if err != nil || current == nil {
+	marked := false
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		current, err := r.get(ctx, name)
+		if err != nil || current == nil || current.Status.State != v1alpha1.SpeakerRunning || r.isAlive(name) {
+			return err
+		}
+		current.Status = v1alpha1.SpeakerStatusStatus{
+			State:      v1alpha1.SpeakerUnreachable,
+			Reason:     fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
+			MarkedBy:   r.opts.NodeName,
+			UpdateTime: r.stamp(),
+		}
+		setLabels(&current.ObjectMeta, current.Status)
+		u, err := v1alpha1.ToUnstructured(current)
+		if err != nil {
+			return err
+		}
+		_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
+		marked = err == nil
 		return err
-	}
-	current.Status = v1alpha1.SpeakerStatusStatus{
-		State:      v1alpha1.SpeakerUnreachable,
-		Reason:     fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
-		MarkedBy:   r.opts.NodeName,
-		UpdateTime: r.stamp(),
-	}
-	setLabels(&current.ObjectMeta, current.Status)
-	u, err := v1alpha1.ToUnstructured(current)
-	if err != nil {
-		return err
-	}
-	_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+	})
+	if apierrors.IsNotFound(err) {
 		return nil
 	}
-	if err == nil {
+	if marked {
 		klog.InfoS("Marked a departed speaker's status Unreachable", "node", name)
 		departedSweeps.Inc()
 	}
 	return err
+}
+
+func (r *Reporter) isAlive(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, found := slices.BinarySearch(r.alive, name)
+	return found
 }

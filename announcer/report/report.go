@@ -12,6 +12,7 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -39,8 +40,14 @@ import (
 const coalesce = 250 * time.Millisecond
 
 // departedKey is the queue key of the sweep over departed nodes' objects;
-// every other key is this node's own object.
-const departedKey = "\x00departed"
+// every other key is this node's own object (node names have no "/").
+const departedKey = "/departed"
+
+// sweepInterval is how often the lowest alive speaker sweeps without a
+// membership change: a speaker that starts while cut off from the others
+// (a restart during a partition) changes no one's membership, yet must be
+// marked to learn it is cut off. The sweep writes only when it finds one.
+const sweepInterval = 10 * time.Second
 
 // Options configure a Reporter.
 type Options struct {
@@ -96,8 +103,9 @@ func New(client dynamic.Interface, meta metadata.Interface, opts Options) *Repor
 		sessions:      map[string]v1alpha1.BGPSession{},
 	}
 	// Anyone else's change to this node's object (the departed sweep of
-	// another speaker, a human) is undone by the next write.
-	enqueue := func(any) { r.queue.Add(opts.NodeName) }
+	// another speaker, a human) is undone by the next write. The echo of our
+	// own write waits like any change, so it cannot cut a coalescing short.
+	enqueue := func(any) { r.queue.AddAfter(opts.NodeName, coalesce) }
 	_, _ = r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(old, cur any) {
@@ -125,21 +133,16 @@ func (r *Reporter) noticeMark(old, cur any) {
 	r.opts.OnMarked(after.Status.MarkedBy)
 }
 
-// Speakers names the nodes whose speaker has not stopped cleanly: running,
-// or marked Unreachable by another. A metadata-only list.
-func (r *Reporter) Speakers(ctx context.Context) ([]string, error) {
-	list, err := r.meta.List(ctx, metav1.ListOptions{
-		LabelSelector: v1alpha1.LabelState + "!=" + string(v1alpha1.SpeakerStopped),
-	})
+// MembersSeenBy are the speakers node's speaker last reported seeing.
+func (r *Reporter) MembersSeenBy(ctx context.Context, node string) ([]string, error) {
+	st, err := r.get(ctx, node)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(list.Items))
-	for _, o := range list.Items {
-		names = append(names, o.Name)
+	if st == nil || st.Status.State == v1alpha1.SpeakerStopped {
+		return nil, fmt.Errorf("no running speaker's SpeakerStatus %s", node)
 	}
-	slices.Sort(names)
-	return names, nil
+	return st.Status.MemberNames, nil
 }
 
 // SetAnnouncements replaces what this node announces. Since is kept for
@@ -166,15 +169,21 @@ func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement) {
 }
 
 // SetBGPSession records a session's state; Since changes only with State.
+// Only peers of the last SetBGPPeers count: an event about a peer removed
+// meanwhile is late, not news.
 func (r *Reporter) SetBGPSession(s v1alpha1.BGPSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	prev, ok := r.sessions[s.Peer]
-	if ok && prev.State == s.State && prev.Address == s.Address && prev.Reason == s.Reason {
+	if !ok {
+		return
+	}
+	s.Address = prev.Address
+	if prev.State == s.State && prev.Reason == s.Reason {
 		return
 	}
 	s.Since = r.stamp()
-	if ok && prev.State == s.State {
+	if prev.State == s.State {
 		s.Since = prev.Since
 	}
 	r.sessions[s.Peer] = s
@@ -218,9 +227,21 @@ func (r *Reporter) MembersChanged(alive []string) {
 	changed := !slices.Equal(r.alive, sorted)
 	r.alive = sorted
 	r.mu.Unlock()
-	if changed && len(sorted) > 0 && sorted[0] == r.opts.NodeName {
+	if !changed {
+		return
+	}
+	r.queue.AddAfter(r.opts.NodeName, coalesce) // status.members
+	if r.lowest() {
 		r.queue.Add(departedKey)
 	}
+}
+
+// lowest: this speaker is the alive one with the lowest name, the one that
+// sweeps.
+func (r *Reporter) lowest() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.alive) > 0 && r.alive[0] == r.opts.NodeName
 }
 
 // stamp is now at the API's precision (seconds), so what was written
@@ -263,6 +284,9 @@ func (r *Reporter) processNext(ctx context.Context) bool {
 	var err error
 	if key == departedKey {
 		err = r.sweepDeparted(ctx)
+		if r.lowest() {
+			r.queue.AddAfter(departedKey, sweepInterval)
+		}
 	} else {
 		err = r.writeOwn(ctx)
 	}
@@ -282,6 +306,7 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 	defer r.mu.Unlock()
 	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
 	if state == v1alpha1.SpeakerRunning {
+		st.MemberNames, st.Members = slices.Clone(r.alive), len(r.alive)
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])
 		}
@@ -366,19 +391,19 @@ func setLabels(meta *metav1.ObjectMeta, st v1alpha1.SpeakerStatusStatus) {
 // reads the object afresh since the informer has stopped.
 func (r *Reporter) Stop(ctx context.Context) {
 	want := r.desired(v1alpha1.SpeakerStopped, "the speaker shut down and withdrew its announcements")
-	for range 3 {
-		current, err := r.get(ctx, r.opts.NodeName)
-		if err == nil {
-			err = r.write(ctx, current, want)
-		}
-		if err == nil {
-			return
+	var err error
+	for range 3 { // a conflict with the departed sweep of another speaker
+		var current *v1alpha1.SpeakerStatus
+		if current, err = r.get(ctx, r.opts.NodeName); err == nil {
+			if err = r.write(ctx, current, want); err == nil {
+				return
+			}
 		}
 		if ctx.Err() != nil {
-			klog.ErrorS(err, "Writing the Stopped SpeakerStatus failed")
-			return
+			break
 		}
 	}
+	klog.ErrorS(err, "Writing the Stopped SpeakerStatus failed")
 }
 
 // get reads a node's object; nil when there is none.

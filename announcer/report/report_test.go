@@ -171,18 +171,24 @@ func TestReporterBGPSessions(t *testing.T) {
 		return len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[0].State == v1alpha1.BGPConnecting
 	})
 	c.Set(t0.Add(5 * time.Second))
-	r.SetBGPSession(v1alpha1.BGPSession{Peer: "tor1", Address: "198.51.100.1", State: v1alpha1.BGPEstablished, Reason: "established"})
+	r.SetBGPSession(v1alpha1.BGPSession{Peer: "tor1", State: v1alpha1.BGPEstablished, Reason: "established"})
 	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
 		return len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[0].State == v1alpha1.BGPEstablished
 	})
 	if !got.Status.BGPSessions[0].Since.Time.Equal(c.Now()) || !got.Status.BGPSessions[1].Since.Time.Equal(t0) {
 		t.Errorf("since: %+v", got.Status.BGPSessions)
 	}
-	// A peer no longer configured for this node goes.
+	// A peer no longer configured for this node goes, and a late event
+	// about it does not bring it back.
 	r.SetBGPPeers(map[string]string{"tor1": "198.51.100.1"})
+	r.SetBGPSession(v1alpha1.BGPSession{Peer: "tor2", State: v1alpha1.BGPDown, Reason: "late"})
 	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.BGPSessions) == 1 })
-	if got.Status.BGPSessions[0].State != v1alpha1.BGPEstablished {
+	if got.Status.BGPSessions[0].State != v1alpha1.BGPEstablished || got.Status.BGPSessions[0].Address != "198.51.100.1" {
 		t.Errorf("the remaining session lost its state: %+v", got.Status.BGPSessions[0])
+	}
+	time.Sleep(3 * coalesce)
+	if got = waitStatus(t, client, "n1", func(*v1alpha1.SpeakerStatus) bool { return true }); len(got.Status.BGPSessions) != 1 {
+		t.Errorf("a removed peer came back: %+v", got.Status.BGPSessions)
 	}
 }
 
@@ -332,17 +338,18 @@ func BenchmarkObjectSize(b *testing.B) {
 	b.ReportMetric(float64(1536*1024)/(float64(size)/n), "announcements/1.5MiB")
 }
 
-func TestSpeakersLeavesOutStopped(t *testing.T) {
-	obj := func(name string, state v1alpha1.SpeakerState) *v1alpha1.SpeakerStatus {
-		return &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelState: string(state)}}}
+// Each speaker publishes how many members it sees; the other side of a
+// partition reads it.
+func TestMembersSeenBy(t *testing.T) {
+	client := newFakeClient()
+	r := startReporter(t, client, "n1", &clock{now: t0})
+	r.MembersChanged([]string{"n2", "n1", "n3"})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.Members == 3 })
+	got, err := r.MembersSeenBy(context.Background(), "n1")
+	if want := []string{"n1", "n2", "n3"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("MembersSeenBy(n1) = %v, %v; want %v", got, err, want)
 	}
-	client := newFakeClient(obj("n3", v1alpha1.SpeakerRunning), obj("n1", v1alpha1.SpeakerUnreachable), obj("n2", v1alpha1.SpeakerStopped))
-	r := New(client, client.meta, Options{NodeName: "n1"})
-	got, err := r.Speakers(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"n1", "n3"}; !slices.Equal(got, want) {
-		t.Errorf("speakers %v, want %v", got, want)
+	if _, err := r.MembersSeenBy(context.Background(), "n9"); err == nil {
+		t.Error("MembersSeenBy of a node without a SpeakerStatus: no error")
 	}
 }

@@ -19,9 +19,9 @@ var SpeakerStatusResource = schema.GroupVersionResource{Group: GroupName, Versio
 // SpeakerStatusKind is their kind.
 var SpeakerStatusKind = schema.GroupVersionKind{Group: GroupName, Version: Version, Kind: "SpeakerStatus"}
 
-// LabelState mirrors status.state, so speakers find the objects to mark
-// Unreachable (Running) and count the speakers (not Stopped) with
-// metadata-only lists instead of reading every node's full object.
+// LabelState mirrors status.state, so the speaker that marks departed
+// speakers Unreachable finds the Running objects with a metadata-only list
+// instead of reading every node's full object.
 const LabelState = "ironlb.io/state"
 
 // SpeakerStatus is what the speaker on one node announces right now. It is
@@ -58,6 +58,12 @@ type SpeakerStatusStatus struct {
 	MarkedBy string `json:"markedBy,omitempty"`
 	// UpdateTime is when this object was last written.
 	UpdateTime metav1.Time `json:"updateTime"`
+	// MemberNames are the speakers this one sees alive through memberlist,
+	// itself included, sorted; Members counts them. On a memberlist
+	// partition each side reads the other side here
+	// (announcer/partition.go).
+	MemberNames []string `json:"memberNames,omitempty"`
+	Members     int      `json:"members"`
 	// AnnouncedAddresses counts Announcements, and EstablishedSessions the
 	// established BGPSessions: kubectl's columns cannot count lists.
 	AnnouncedAddresses  int `json:"announcedAddresses"`

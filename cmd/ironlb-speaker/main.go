@@ -212,11 +212,16 @@ func run(ctx context.Context, o *options) error {
 
 	runErr := speaker.Run(ctx)
 
+	// Stopped goes to the API before leaving: the speaker that notices the
+	// leave must not mark a clean stop Unreachable.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	stopStatus()
+	<-statusDone
+	status.Stop(shutdownCtx)
 	// Leave first: the others take over at once instead of waiting for
 	// failure detection; answering a moment longer than needed is harmless
 	// (the new owner's gratuitous packets win), a gap is not.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
-	defer cancel()
 	if err := members.Leave(shutdownCtx); err != nil {
 		klog.ErrorS(err, "Leaving memberlist failed")
 	}
@@ -229,9 +234,6 @@ func run(ctx context.Context, o *options) error {
 	if err := vips.Cleanup(shutdownCtx); err != nil {
 		klog.ErrorS(err, "Removing vip addresses on the way out failed")
 	}
-	stopStatus()
-	<-statusDone
-	status.Stop(shutdownCtx)
 	_ = vips.Close()
 	_ = l2.Close()
 	klog.InfoS("ironlb-speaker stopped", "node", o.nodeName)

@@ -388,8 +388,15 @@ func TestLayer2(t *testing.T) {
 			if p := env.Speaker(owner); fault.id == "sigterm" {
 				waitExit(t, p)
 			}
-			if mac, _ := env.ClientNeighbor(t.Context(), vip); env.NodeByMAC(mac) != next {
-				t.Errorf("client's neighbour entry %q, want %s's MAC", mac, next)
+			// A stopping owner answers for a moment after the new one took
+			// over; the new owner's later gratuitous rounds (up to 4.4 s)
+			// settle the client's entry.
+			var mac string
+			if err := framework.WaitFor(t.Context(), 10*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+				mac, _ = env.ClientNeighbor(ctx, vip)
+				return env.NodeByMAC(mac) == next, nil
+			}); err != nil {
+				t.Errorf("client's neighbour entry %q, want %s's MAC: %v", mac, next, err)
 			}
 			// kubectl ironlb status follows: the new owner reports itself,
 			// and the old one's claim is gone (withdrawn on SIGTERM, cleared
