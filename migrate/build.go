@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/ipam"
 )
 
 // builder makes a valid config out of drafts. Each piece is first checked
@@ -138,8 +139,9 @@ func (b *builder) checkPool(p *draftPool) bool {
 // seen before it: ironlb refuses overlapping pools (an address must have
 // one owner), and so did the sources, so this is a mistake to fix there.
 func (b *builder) dropOverlaps(pools []*draftPool) []*draftPool {
+	// Addresses reach this only after config's own validation.
 	type placed struct {
-		span
+		ipam.Range
 		pool *draftPool
 		i    int
 	}
@@ -148,14 +150,14 @@ func (b *builder) dropOverlaps(pools []*draftPool) []*draftPool {
 	for _, p := range pools {
 		bad := map[int]bool{}
 		for i, a := range p.pool.Addresses {
-			s, ok := parseSpan(a)
-			if !ok {
+			s, err := ipam.ParseRange(a)
+			if err != nil {
 				b.r.drop(p.ref, p.addrFields[i], "%q cannot be read; not carried over", a)
 				bad[i] = true
 				continue
 			}
 			for _, o := range seen {
-				if o.pool != p && o.overlaps(s) {
+				if o.pool != p && o.Overlaps(s) {
 					b.r.drop(p.ref, p.addrFields[i], "%s overlaps %s of %s (%s); ironlb pools must not overlap, so it is not carried over",
 						a, o.pool.pool.Addresses[o.i], o.pool.ref, o.pool.addrFields[o.i])
 					bad[i] = true

@@ -254,6 +254,8 @@ func (r *Reporter) stamp() metav1.Time {
 // without the SpeakerStatus CRD still gets its traffic announced.
 func (r *Reporter) Run(ctx context.Context) {
 	defer r.queue.ShutDown()
+	// No OnMarked after Run returns: the informer is stopped and waited for.
+	defer r.factory.Shutdown()
 	r.factory.Start(ctx.Done())
 	go func() {
 		<-ctx.Done()

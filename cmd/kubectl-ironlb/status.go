@@ -17,11 +17,14 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/pager"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -164,45 +167,51 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		}
 	}
 
-	services, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing services: %w", err)
-	}
-	speakers, err := dyn.Resource(v1alpha1.SpeakerStatusResource).List(ctx, metav1.ListOptions{})
+	// Both lists are read in pages: in bgp mode every node's SpeakerStatus
+	// lists every address, and a single response would hold them all.
+	// announcers: "ip namespace/name" → nodes, from running speakers only.
+	announcers := map[string][]string{}
+	err = eachListItem(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return dyn.Resource(v1alpha1.SpeakerStatusResource).List(ctx, opts)
+	}, func(obj runtime.Object) error {
+		s, err := v1alpha1.FromUnstructured(obj.(*unstructured.Unstructured))
+		if err != nil {
+			return fmt.Errorf("speakerstatus: %w", err)
+		}
+		st.Speakers = append(st.Speakers, SpeakerState{
+			Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
+			Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
+		})
+		if s.Status.State != v1alpha1.SpeakerRunning {
+			return nil
+		}
+		for _, a := range s.Status.Announcements {
+			for _, svc := range a.Services {
+				key := a.IP + " " + svc
+				announcers[key] = append(announcers[key], s.Name)
+			}
+		}
+		return nil
+	})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("listing speakerstatuses (is the ironlb CRD installed?): %w", err)
 	}
 
-	// announcers: "ip namespace/name" → nodes, from running speakers only.
-	announcers := map[string][]string{}
-	if speakers != nil {
-		for i := range speakers.Items {
-			s, err := v1alpha1.FromUnstructured(&speakers.Items[i])
-			if err != nil {
-				return nil, fmt.Errorf("speakerstatus %s: %w", speakers.Items[i].GetName(), err)
-			}
-			st.Speakers = append(st.Speakers, SpeakerState{
-				Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
-				Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
-			})
-			if s.Status.State != v1alpha1.SpeakerRunning {
-				continue
-			}
-			for _, a := range s.Status.Announcements {
-				for _, svc := range a.Services {
-					key := a.IP + " " + svc
-					announcers[key] = append(announcers[key], s.Name)
-				}
-			}
+	var services []*v1.Service
+	err = eachListItem(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return client.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
+	}, func(obj runtime.Object) error {
+		if svc := obj.(*v1.Service); svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil {
+			services = append(services, svc)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
 	}
 
 	inUse := map[netip.Addr]bool{}
-	for i := range services.Items {
-		svc := &services.Items[i]
-		if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.LoadBalancerClass != nil {
-			continue
-		}
+	for _, svc := range services {
 		row := ServiceStatus{Namespace: svc.Namespace, Name: svc.Name, AnnouncedBy: []string{}}
 		if len(svc.Status.LoadBalancer.Ingress) == 0 {
 			st.Services = append(st.Services, row)
@@ -229,6 +238,13 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 	slices.SortFunc(st.Speakers, func(a, b SpeakerState) int { return cmp.Compare(a.Node, b.Node) })
 	st.Pools = poolUsage(cfg, inUse)
 	return st, nil
+}
+
+// eachListItem lists in pages of 500 and calls fn for every item.
+func eachListItem(ctx context.Context, list pager.ListPageFunc, fn func(runtime.Object) error) error {
+	p := pager.New(list)
+	p.PageSize = 500
+	return p.EachListItem(ctx, metav1.ListOptions{}, fn)
 }
 
 // poolUsage counts, per pool and family, the addresses services hold.

@@ -289,7 +289,6 @@ func setReadyEndpoints(t *testing.T, env *labenv.Env, svc string, nodes ...strin
 	}
 }
 
-// hostRoute is the /32 or /128 a node announces for ip.
 // checkStatusBGP waits until `kubectl ironlb status` shows what r1 shows:
 // every node announcing vip and its sessions with r1 established.
 func checkStatusBGP(t *testing.T, env *labenv.Env, vip netip.Addr, nodes []string) {
@@ -322,6 +321,7 @@ func checkStatusBGP(t *testing.T, env *labenv.Env, vip netip.Addr, nodes []strin
 	}
 }
 
+// hostRoute is the /32 or /128 a node announces for ip.
 func hostRoute(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
 
 // TestBGP runs ironlb in bgp mode against FRR on r1: every eligible node
