@@ -212,33 +212,50 @@ func run(ctx context.Context, o *options) error {
 
 	runErr := speaker.Run(ctx)
 
-	// Stopped goes to the API before leaving: the speaker that notices the
-	// leave must not mark a clean stop Unreachable.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
-	defer cancel()
+	// Each step has its own time bound: a slow API or a slow leave must not
+	// keep the next step from removing this node's addresses.
+	step := func(timeout time.Duration, fn func(ctx context.Context)) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		fn(ctx)
+	}
+	// Stopped goes to the API before leaving, so the speaker that notices
+	// the leave does not mark a clean stop Unreachable. Only a moment: this
+	// speaker still serves meanwhile, and the report is worth less than a
+	// prompt handover.
 	stopStatus()
 	<-statusDone
-	status.Stop(shutdownCtx)
+	step(statusStopTimeout, status.Stop)
 	// Leave first: the others take over at once instead of waiting for
 	// failure detection; answering a moment longer than needed is harmless
 	// (the new owner's gratuitous packets win), a gap is not.
-	if err := members.Leave(shutdownCtx); err != nil {
-		klog.ErrorS(err, "Leaving memberlist failed")
-	}
-	// Withdraw the routes and close the sessions with a Cease, so routers
-	// drop this node at once rather than at the hold timer.
-	if err := routes.Stop(shutdownCtx); err != nil {
-		klog.ErrorS(err, "Stopping BGP failed")
-	}
-	speaker.Withdraw(shutdownCtx)
-	if err := vips.Cleanup(shutdownCtx); err != nil {
-		klog.ErrorS(err, "Removing vip addresses on the way out failed")
-	}
+	step(o.shutdownGrace, func(ctx context.Context) {
+		if err := members.Leave(ctx); err != nil {
+			klog.ErrorS(err, "Leaving memberlist failed")
+		}
+	})
+	step(cleanupTimeout, func(ctx context.Context) {
+		// Withdraw the routes and close the sessions with a Cease, so
+		// routers drop this node at once rather than at the hold timer.
+		if err := routes.Stop(ctx); err != nil {
+			klog.ErrorS(err, "Stopping BGP failed")
+		}
+		speaker.Withdraw(ctx)
+		if err := vips.Cleanup(ctx); err != nil {
+			klog.ErrorS(err, "Removing vip addresses on the way out failed")
+		}
+	})
 	_ = vips.Close()
 	_ = l2.Close()
 	klog.InfoS("ironlb-speaker stopped", "node", o.nodeName)
 	return runErr
 }
+
+// Shutdown bounds besides --shutdown-grace (the leave).
+const (
+	statusStopTimeout = 500 * time.Millisecond
+	cleanupTimeout    = 2 * time.Second
+)
 
 // readKey accepts the key as raw bytes, hex or base64, whichever yields a
 // valid AES key length.
