@@ -250,11 +250,26 @@ func (r *Reporter) stamp() metav1.Time {
 	return metav1.NewTime(r.opts.Now().Truncate(time.Second))
 }
 
-// Run writes until ctx ends. The speaker does not wait for it: a cluster
-// without the SpeakerStatus CRD still gets its traffic announced.
-func (r *Reporter) Run(ctx context.Context) {
+// Start writes in the background until ctx ends or stop is called; stop
+// returns once writing has ended. The speaker does not wait for the first
+// write: a cluster without the SpeakerStatus CRD still gets its traffic
+// announced.
+func (r *Reporter) Start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (r *Reporter) run(ctx context.Context) {
 	defer r.queue.ShutDown()
-	// No OnMarked after Run returns: the informer is stopped and waited for.
+	// No OnMarked after run returns: the informer is stopped and waited for.
 	defer r.factory.Shutdown()
 	r.factory.Start(ctx.Done())
 	go func() {
@@ -389,8 +404,8 @@ func setLabels(meta *metav1.ObjectMeta, st v1alpha1.SpeakerStatusStatus) {
 }
 
 // Stop writes the final state of a speaker shutting down cleanly: Stopped,
-// nothing announced. Call it after Run has returned (Run would undo it); it
-// reads the object afresh since the informer has stopped.
+// nothing announced. Call it after stopping Start (the running reporter
+// would undo it); it reads the object afresh since the informer has stopped.
 func (r *Reporter) Stop(ctx context.Context) {
 	want := r.desired(v1alpha1.SpeakerStopped, "the speaker shut down and withdrew its announcements")
 	var err error

@@ -82,16 +82,7 @@ func startReporter(t *testing.T, client *fakeAPI, node string, c *clock) *Report
 // runReporter runs a Reporter for node until stop is called.
 func runReporter(client *fakeAPI, node string, c *clock) (*Reporter, func()) {
 	r := New(client, client.meta, Options{NodeName: node, NodeUID: func() types.UID { return types.UID("uid-" + node) }, Now: c.Now})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	return r, func() {
-		cancel()
-		<-done
-	}
+	return r, r.Start(context.Background())
 }
 
 // waitStatus polls the fake API until name's object satisfies ok.
@@ -259,16 +250,7 @@ func TestReporterNoticesMark(t *testing.T) {
 	})
 	marks := make(chan string, 10)
 	r := New(client, client.meta, Options{NodeName: "n1", Now: (&clock{now: t0}).Now, OnMarked: func(by string) { marks <- by }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	defer r.Start(context.Background())()
 	// The old mark is overwritten, and does not count.
 	running := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
 	select {

@@ -200,13 +200,7 @@ func run(ctx context.Context, o *options) error {
 		BGP:       routes,
 		Status:    status,
 	})
-	statusCtx, stopStatus := context.WithCancel(ctx)
-	defer stopStatus()
-	statusDone := make(chan struct{})
-	go func() {
-		defer close(statusDone)
-		status.Run(statusCtx)
-	}()
+	stopStatus := status.Start(ctx)
 	go serveMetrics(ctx, o.metricsAddr, speaker.Ready)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
 
@@ -224,7 +218,6 @@ func run(ctx context.Context, o *options) error {
 	// speaker still serves meanwhile, and the report is worth less than a
 	// prompt handover.
 	stopStatus()
-	<-statusDone
 	step(statusStopTimeout, status.Stop)
 	// Leave first: the others take over at once instead of waiting for
 	// failure detection; answering a moment longer than needed is harmless

@@ -159,16 +159,7 @@ func startStatusReporter(t *testing.T, dyn dynamic.Interface, meta metadata.Inte
 
 func runStatusReporter(dyn dynamic.Interface, meta metadata.Interface, node string, now func() time.Time) (*report.Reporter, func()) {
 	r := report.New(dyn, meta, report.Options{NodeName: node, NodeUID: func() types.UID { return "" }, Now: now})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	return r, func() {
-		cancel()
-		<-done
-	}
+	return r, r.Start(context.Background())
 }
 
 func waitSpeaker(t *testing.T, dyn dynamic.Interface, node string, ok func(*v1alpha1.SpeakerStatus) bool) {
