@@ -78,6 +78,16 @@ type Members struct {
 
 	mu   sync.Mutex
 	meta []byte
+	// alive is this node's own copy of the alive members (joinable
+	// host:port → member by name), kept by the event delegate. memberlist's
+	// Members() hands out its internal nodes, whose fields it keeps
+	// rewriting after the call returns; the delegate runs under its lock.
+	alive map[string]aliveMember
+}
+
+type aliveMember struct {
+	Member
+	hostPort string
 }
 
 // Start joins nothing yet: it listens, and reports changes on Changes.
@@ -90,7 +100,7 @@ func Start(cfg Config) (*Members, error) {
 	default:
 		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
 	}
-	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1)}
+	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}}
 	if err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}
@@ -122,9 +132,11 @@ func Start(cfg Config) (*Members, error) {
 // known are skipped, so calling it on every node change is cheap.
 func (m *Members) Join(addrs []string) (int, error) {
 	known := map[string]bool{}
-	for _, n := range m.list.Members() {
-		known[net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))] = true
+	m.mu.Lock()
+	for _, a := range m.alive {
+		known[a.hostPort] = true
 	}
+	m.mu.Unlock()
 	var fresh []string
 	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -142,14 +154,34 @@ func (m *Members) Join(addrs []string) (int, error) {
 
 // Alive returns the alive members, this one included, sorted by name.
 func (m *Members) Alive() []Member {
-	var out []Member
-	for _, n := range m.list.Members() {
-		var meta Meta
-		known := json.Unmarshal(n.Meta, &meta) == nil // an unreadable meta reads as not yet known
-		out = append(out, Member{Name: n.Name, Addr: n.Addr.String(), Meta: meta, MetaKnown: known})
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.alive))
+	for _, a := range m.alive {
+		out = append(out, a.Member)
 	}
+	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// record copies a member's current state; the delegate calls it while
+// memberlist holds its node lock, so n is consistent.
+func (m *Members) record(n *memberlist.Node) {
+	var meta Meta
+	known := json.Unmarshal(n.Meta, &meta) == nil // an unreadable meta reads as not yet known
+	a := aliveMember{
+		Member:   Member{Name: n.Name, Addr: n.Addr.String(), Meta: meta, MetaKnown: known},
+		hostPort: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+	}
+	m.mu.Lock()
+	m.alive[n.Name] = a
+	m.mu.Unlock()
+}
+
+func (m *Members) forget(name string) {
+	m.mu.Lock()
+	delete(m.alive, name)
+	m.mu.Unlock()
 }
 
 // Changes receives a value after members join, leave or change their meta.
@@ -203,16 +235,19 @@ type eventDelegate struct{ m *Members }
 
 func (d *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	klog.V(2).InfoS("Member joined", "member", n.Name, "addr", n.Addr)
+	d.m.record(n)
 	d.m.notify()
 }
 
 func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	klog.V(2).InfoS("Member left or failed", "member", n.Name, "addr", n.Addr)
+	d.m.forget(n.Name)
 	d.m.notify()
 }
 
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
 	klog.V(2).InfoS("Member updated", "member", n.Name)
+	d.m.record(n)
 	d.m.notify()
 }
 
