@@ -85,6 +85,9 @@ type SpeakerOptions struct {
 	BGP BGPConfigurer
 	// Status, when set, is told every change of what this node announces.
 	Status StatusReporter
+	// Filter selects the Services whose addresses are announced, as
+	// ironlb-ccm selects those it serves. Default: config.DefaultClassFilter.
+	Filter config.ClassFilter
 }
 
 // joinRetry is how soon unanswered speakers are contacted again; it backs
@@ -148,6 +151,9 @@ const syncKey = "all"
 
 // NewSpeaker wires informers; Run starts them.
 func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOptions) *Speaker {
+	if opts.Filter.Class == "" {
+		opts.Filter = config.DefaultClassFilter()
+	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	cmFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(opts.ConfigNamespace),
@@ -307,7 +313,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	standDown := s.standsDown(ctx, names)
 
 	want := map[netip.Addr]announcement{}
-	for ip, holders := range addressesOf(services) {
+	for ip, holders := range addressesOf(services, s.opts.Filter) {
 		pool := cfg.PoolFor(ip)
 		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
 			continue
@@ -718,11 +724,13 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 	}
 }
 
-// addressesOf maps every load-balancer address to the services holding it.
-func addressesOf(services []*v1.Service) map[netip.Addr][]*v1.Service {
+// addressesOf maps every load-balancer address of the services ironlb serves
+// to the services holding it. An address another implementation assigned is
+// never announced, even inside an ironlb pool.
+func addressesOf(services []*v1.Service, filter config.ClassFilter) map[netip.Addr][]*v1.Service {
 	out := map[netip.Addr][]*v1.Service{}
 	for _, svc := range services {
-		if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.LoadBalancerClass != nil {
+		if !filter.Serves(svc) {
 			continue
 		}
 		for _, ing := range svc.Status.LoadBalancer.Ingress {

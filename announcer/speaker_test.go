@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -231,5 +232,42 @@ func TestInterfaceFor(t *testing.T) {
 		if got := interfaceFor(netip.MustParseAddr(c.ip), c.pool, meta); got != c.iface {
 			t.Errorf("%s %v: %q, want %q", c.ip, c.pool, got, c.iface)
 		}
+	}
+}
+
+func TestAddressesOfOnlyTheServicesIronLBServes(t *testing.T) {
+	lb := func(name, ip string, class *string) *v1.Service {
+		return &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, LoadBalancerClass: class},
+			Status:     v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}},
+		}
+	}
+	services := []*v1.Service{
+		lb("classless", "203.0.113.10", nil),
+		lb("ours", "203.0.113.11", ptr.To(config.DefaultLoadBalancerClass)),
+		// Another implementation's address inside an ironlb pool.
+		lb("theirs", "203.0.113.12", ptr.To("metallb.io/metallb")),
+	}
+	tests := []struct {
+		name   string
+		filter config.ClassFilter
+		want   []string
+	}{
+		{"default", config.DefaultClassFilter(), []string{"203.0.113.10", "203.0.113.11"}},
+		{"classless left to another", config.ClassFilter{Class: config.DefaultLoadBalancerClass}, []string{"203.0.113.11"}},
+		{"another class name", config.ClassFilter{Class: "metallb.io/metallb"}, []string{"203.0.113.12"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for ip := range addressesOf(services, tt.filter) {
+				got = append(got, ip.String())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("announced %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -46,6 +46,8 @@ type Options struct {
 	// MemberlistKeySecret names the Secret (in ConfigNamespace) holding the
 	// speakers' gossip key; it is created when missing. "" disables that.
 	MemberlistKeySecret string
+	// Filter selects the Services ironlb serves by their loadBalancerClass.
+	Filter config.ClassFilter
 }
 
 // DefaultOptions returns the options used when no flag is given.
@@ -57,6 +59,7 @@ func DefaultOptions() Options {
 		StartupTimeout:  30 * time.Second,
 
 		MemberlistKeySecret: "ironlb-memberlist",
+		Filter:              config.DefaultClassFilter(),
 	}
 }
 
@@ -66,6 +69,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ConfigName, "config-name", o.ConfigName, "Name of the ConfigMap holding ironlb's pools (key "+config.ConfigMapKey+").")
 	fs.DurationVar(&o.RetryInterval, "allocation-retry-interval", o.RetryInterval, "How soon a service that could not get an address is tried again.")
 	fs.DurationVar(&o.StartupTimeout, "startup-timeout", o.StartupTimeout, "How long a call waits for the config and existing allocations to load before it is retried.")
+	o.Filter.AddFlags(fs)
 	fs.StringVar(&o.MemberlistKeySecret, "memberlist-key-secret", o.MemberlistKeySecret, "Secret in --config-namespace holding the speakers' gossip key (key \""+MemberlistKeySecretKey+"\"); created with a random key when missing. Empty: never create it.")
 }
 

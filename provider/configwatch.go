@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	servicehelper "k8s.io/cloud-provider/service/helpers"
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/config"
@@ -222,7 +223,10 @@ func (c *Cloud) seed(ctx context.Context) error {
 	seeded := 0
 	for i := range services {
 		svc := &services[i]
-		if svc.Spec.LoadBalancerClass != nil {
+		// A Service ironlb no longer serves but still holds its finalizer
+		// keeps its address until the service controller has cleaned it
+		// up, so the address is not handed out twice meanwhile.
+		if !c.opts.Filter.Serves(svc) && !servicehelper.HasLBFinalizer(svc) {
 			continue // another implementation's service
 		}
 		for _, ing := range svc.Status.LoadBalancer.Ingress {

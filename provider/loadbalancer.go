@@ -2,14 +2,10 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
 	"k8s.io/klog/v2"
@@ -65,13 +61,6 @@ func (c *Cloud) EnsureLoadBalancer(ctx context.Context, clusterName string, svc 
 		c.recorder.Eventf(svc, v1.EventTypeNormal, "IPAllocated", "allocated %s from pool %s", a.Addr, a.Pool)
 	}
 	c.updatePoolMetrics()
-	// An address that left every pool has no pool to record; the annotation
-	// keeps naming the pool it came from.
-	if pools := poolsOf(assignments); pools != "" {
-		if err := c.annotateAllocatedFrom(ctx, svc, pools); err != nil {
-			return nil, fmt.Errorf("recording annotation %s: %w", config.AnnotationAllocatedFrom, err)
-		}
-	}
 	return statusOf(assignments), nil
 }
 
@@ -93,11 +82,6 @@ func (c *Cloud) EnsureLoadBalancerDeleted(ctx context.Context, clusterName strin
 		klog.InfoS("Released addresses", "service", klog.KObj(svc), "ips", released)
 		c.recorder.Eventf(svc, v1.EventTypeNormal, "IPReleased", "released %s", joinAddrs(released))
 		c.updatePoolMetrics()
-	}
-	if svc.DeletionTimestamp == nil {
-		if err := c.annotateAllocatedFrom(ctx, svc, ""); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("removing annotation %s: %w", config.AnnotationAllocatedFrom, err)
-		}
 	}
 	return nil
 }
@@ -134,24 +118,20 @@ func (c *Cloud) allocate(svc *v1.Service) ([]ipam.Assignment, error) {
 	return c.alloc.Allocate(req)
 }
 
-// annotateAllocatedFrom records the pools a service's addresses came from
-// ("" removes the annotation). It patches only on a change: every annotation
-// change makes the service controller ensure the service once more.
-func (c *Cloud) annotateAllocatedFrom(ctx context.Context, svc *v1.Service, pools string) error {
-	current, has := svc.Annotations[config.AnnotationAllocatedFrom]
-	if current == pools && (has || pools == "") {
-		return nil
+// LoadBalancerAnnotations names the pools the service's addresses came from
+// (servicecontroller.Annotator), so kubectl describe shows them; the
+// annotation goes when the service holds nothing. An address that left every
+// pool has no pool to record: the annotation keeps naming the pool it came
+// from.
+func (c *Cloud) LoadBalancerAnnotations(svc *v1.Service) map[string]string {
+	held := c.alloc.Addresses(serviceKey(svc))
+	if len(held) == 0 {
+		return map[string]string{config.AnnotationAllocatedFrom: ""}
 	}
-	var value any = pools
-	if pools == "" {
-		value = nil // JSON merge patch: null deletes the key
+	if pools := poolsOf(held); pools != "" {
+		return map[string]string{config.AnnotationAllocatedFrom: pools}
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{config.AnnotationAllocatedFrom: value}}})
-	if err != nil {
-		return err
-	}
-	_, err = c.client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err
+	return nil
 }
 
 // statusOf turns assignments into the status the service controller writes.

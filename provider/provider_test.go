@@ -360,25 +360,23 @@ func TestEnsureLoadBalancer(t *testing.T) {
 	}
 }
 
-func TestAllocatedFromAnnotationIsPatched(t *testing.T) {
+func TestLoadBalancerAnnotations(t *testing.T) {
 	c := startTestCloud(t, testConfig)
 	svc := service("default", "a", families(v1.IPFamilyPolicyRequireDualStack, v1.IPv4Protocol, v1.IPv6Protocol))
+	if got := c.LoadBalancerAnnotations(svc); got[config.AnnotationAllocatedFrom] != "" {
+		t.Errorf("before allocation: %v, want the annotation absent", got)
+	}
 	if _, err := c.ensure(t, svc); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.client.CoreV1().Services("default").Get(context.Background(), "a", metav1.GetOptions{})
-	if err != nil {
+	if got := c.LoadBalancerAnnotations(svc); got[config.AnnotationAllocatedFrom] != "lan,v6" {
+		t.Errorf("after allocation: %v, want %s=lan,v6", got, config.AnnotationAllocatedFrom)
+	}
+	if err := c.EnsureLoadBalancerDeleted(context.Background(), "kubernetes", svc); err != nil {
 		t.Fatal(err)
 	}
-	if v := got.Annotations[config.AnnotationAllocatedFrom]; v != "lan,v6" {
-		t.Errorf("annotation %s = %q, want lan,v6", config.AnnotationAllocatedFrom, v)
-	}
-	if err := c.EnsureLoadBalancerDeleted(context.Background(), "kubernetes", got); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = c.client.CoreV1().Services("default").Get(context.Background(), "a", metav1.GetOptions{})
-	if _, has := got.Annotations[config.AnnotationAllocatedFrom]; has {
-		t.Errorf("annotation %s not removed on delete", config.AnnotationAllocatedFrom)
+	if got, ok := c.LoadBalancerAnnotations(svc)[config.AnnotationAllocatedFrom]; !ok || got != "" {
+		t.Errorf("after release: %q (set: %v), want it removed", got, ok)
 	}
 }
 

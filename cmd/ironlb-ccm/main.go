@@ -5,8 +5,18 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"slices"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	genericcontrollermanager "k8s.io/controller-manager/app"
+	"k8s.io/controller-manager/controller"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	cloudprovider "k8s.io/cloud-provider"
@@ -23,6 +33,7 @@ import (
 
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/provider"
+	"github.com/ironlb/ironlb/provider/servicecontroller"
 )
 
 // leaseName is ironlb's own leader-election lease, so it never contends with
@@ -46,7 +57,7 @@ func main() {
 	providerOptions.AddFlags(flags.FlagSet("ironlb"))
 	provider.Register(providerOptions)
 
-	command := app.NewCloudControllerManagerCommand(ccmOptions, initCloud, controllerInitializers(), names.CCMControllerAliases(), flags, wait.NeverStop)
+	command := app.NewCloudControllerManagerCommand(ccmOptions, initCloud, controllerInitializers(&providerOptions), names.CCMControllerAliases(), flags, wait.NeverStop)
 	command.Use = "ironlb-ccm"
 	os.Exit(cli.Run(command))
 }
@@ -60,12 +71,27 @@ func applyDefaults(o *options.CloudControllerManagerOptions) {
 	o.KubeCloudShared.ConfigureCloudRoutes = false
 	o.KubeCloudShared.AllocateNodeCIDRs = false
 	o.Authentication.SkipInClusterLookup = true
+	// What the install needs, measured (docs/benchmarks.md "A burst, as
+	// installed"): a new Service costs one write of the service controller,
+	// so with ten workers the upstream client limits (20/s, burst 30) would
+	// be the whole bound on a burst. 100/s with a burst of 200 assigns 300
+	// Services in about 3 s; the apiserver's priority and fairness still
+	// protects it from any one client.
+	o.ServiceController.ConcurrentServiceSyncs = 10
+	o.Generic.ClientConnection.QPS = 100
+	o.Generic.ClientConnection.Burst = 200
+	// A killed leader's standby takes over within one lease (plus a retry
+	// period) instead of the upstream 15 s: the lease is ironlb's own, and
+	// the renew deadline keeps the upstream margin for a slow apiserver.
+	o.Generic.LeaderElection.LeaseDuration.Duration = 10 * time.Second
+	o.Generic.LeaderElection.RenewDeadline.Duration = 7 * time.Second
+	o.Generic.LeaderElection.RetryPeriod.Duration = 2 * time.Second
 	// Prometheus and probes reach these without credentials, as they do
 	// for kube-state-metrics and most add-ons.
 	o.Authorization.AlwaysAllowPaths = append(o.Authorization.AlwaysAllowPaths, "/metrics")
 }
 
-func controllerInitializers() map[string]app.ControllerInitFuncConstructor {
+func controllerInitializers(providerOptions *provider.Options) map[string]app.ControllerInitFuncConstructor {
 	initializers := map[string]app.ControllerInitFuncConstructor{}
 	for name, constructor := range app.DefaultInitFuncConstructors {
 		if slices.Contains(controllers, name) {
@@ -73,7 +99,41 @@ func controllerInitializers() map[string]app.ControllerInitFuncConstructor {
 			initializers[name] = constructor
 		}
 	}
+	// ironlb's own service controller takes the upstream one's name, so
+	// --controllers works as users know it; it serves by loadBalancerClass.
+	initializers[names.ServiceLBController] = app.ControllerInitFuncConstructor{
+		InitContext: app.ControllerInitContext{ClientName: "ironlb-service-controller"},
+		Constructor: func(initContext app.ControllerInitContext, completed *ccmconfig.CompletedConfig, cloud cloudprovider.Interface) app.InitFunc {
+			return func(ctx context.Context, _ genericcontrollermanager.ControllerContext) (controller.Interface, bool, error) {
+				return startServiceController(ctx, initContext, completed, cloud, providerOptions.Filter)
+			}
+		},
+	}
 	return initializers
+}
+
+// startServiceController runs ironlb's service controller on the shared
+// Service informer, with --concurrent-service-syncs workers.
+func startServiceController(ctx context.Context, initContext app.ControllerInitContext, completed *ccmconfig.CompletedConfig, cloud cloudprovider.Interface, filter config.ClassFilter) (controller.Interface, bool, error) {
+	balancer, ok := cloud.LoadBalancer()
+	if !ok {
+		return nil, false, fmt.Errorf("cloud provider %q has no load balancer", cloud.ProviderName())
+	}
+	client := completed.ClientBuilder.ClientOrDie(initContext.ClientName)
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-service-controller"})
+	opts := servicecontroller.Options{ClusterName: completed.ComponentConfig.KubeCloudShared.ClusterName, Filter: filter}
+	c, err := servicecontroller.New(opts, balancer, client, completed.SharedInformers.Core().V1().Services(), recorder)
+	if err != nil {
+		return nil, false, err
+	}
+	go func() {
+		defer broadcaster.Shutdown()
+		c.Run(ctx, int(completed.ComponentConfig.ServiceController.ConcurrentServiceSyncs))
+	}()
+	return nil, true, nil
 }
 
 func initCloud(c *ccmconfig.CompletedConfig) cloudprovider.Interface {

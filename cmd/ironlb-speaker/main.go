@@ -43,6 +43,7 @@ import (
 )
 
 type options struct {
+	filter          config.ClassFilter
 	kubeconfig      string
 	nodeName        string
 	configNamespace string
@@ -71,6 +72,7 @@ func defaultOptions() *options {
 		shutdownGrace:   2 * time.Second,
 
 		vipFallbackInterface: vip.DefaultFallbackInterface,
+		filter:               config.DefaultClassFilter(),
 	}
 }
 
@@ -89,6 +91,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.timing.GossipInterval, "memberlist-gossip-interval", o.timing.GossipInterval, "How often gossip is sent.")
 	fs.IntVar(&o.timing.SuspicionMult, "memberlist-suspicion-mult", o.timing.SuspicionMult, "Suspicion timeout multiplier: higher is slower but more tolerant of packet loss.")
 	fs.StringVar(&o.vipFallbackInterface, "vip-fallback-interface", o.vipFallbackInterface, "vip mode: where addresses on no node subnet go when the kernel cannot create the ironlb0 dummy interface.")
+	o.filter.AddFlags(fs)
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "How long a graceful stop waits for the leave to reach other speakers.")
 }
 
@@ -115,6 +118,9 @@ func main() {
 func run(ctx context.Context, o *options) error {
 	if o.nodeName == "" {
 		return errors.New("--node-name (or $NODE_NAME) is required")
+	}
+	if err := o.filter.Validate(); err != nil {
+		return err
 	}
 	key, err := readKey(o.memberlistKeyFile)
 	if err != nil {
@@ -199,6 +205,7 @@ func run(ctx context.Context, o *options) error {
 		Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: l2, config.ModeVIP: vips, config.ModeBGP: routes},
 		BGP:       routes,
 		Status:    status,
+		Filter:    o.filter,
 	})
 	stopStatus := status.Start(ctx)
 	go serveMetrics(ctx, o.metricsAddr, speaker.Ready)

@@ -99,7 +99,6 @@ func (c *ControlPlane) StartCCM(ctx context.Context, opts CCMOptions) (*CCM, err
 		"--kubeconfig=" + c.Kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
-		"--kube-api-qps=200", "--kube-api-burst=400",
 		"--v=2",
 	}
 	if opts.FastLeaderElection {
