@@ -74,10 +74,15 @@ clean:
 	rm -rf $(BIN)
 
 ## bench-e2e: LoadBalancer IP latency end to end through the real ironlb-ccm
-## (e.g. BENCH_E2E_ARGS="-n 1000 -syncs 1,10 -out bench-e2e.md").
+## as installed, side by side with the peers' real binaries
+## (kube-vip-cloud-provider, MetalLB's controller; built by exact version from
+## test/peers by hack/ensure-peers.sh, cached in .cache/bin), each on a fresh
+## control plane under the same load, e.g. BENCH_E2E_ARGS="-out bench-e2e.md",
+## "-contestants ironlb,ironlb:syncs=1" or "-leader-kill 3s".
 .PHONY: bench-e2e
 bench-e2e: build deps apiserver
-	$(GO) run ./test/cmd/bench-e2e $(BENCH_E2E_ARGS)
+	@bash hack/ensure-peers.sh kube-vip-cloud-provider metallb >/dev/null
+	IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) run ./test/cmd/bench-e2e $(BENCH_E2E_ARGS)
 
 ## lab-up / lab-down: the network lab (namespaces on a bridge: nodes, a client,
 ## a router, a control plane at 198.51.100.2) to poke at by hand as root

@@ -2,7 +2,8 @@
 // control plane in its namespace, ironlb-ccm beside it, one ironlb-speaker per
 // node namespace, a kube-proxy stand-in on every node, a client and, for BGP,
 // FRR on the router. The end-to-end tests, the failover benchmark and the
-// demo all start it here.
+// demo all start it here. For comparisons it can run MetalLB on the same lab
+// instead (Options.Impl).
 package labenv
 
 import (
@@ -58,9 +59,17 @@ type Options struct {
 	// Dir keeps logs; default a temporary folder removed by Close.
 	Dir  string
 	Logf func(format string, args ...any)
+
+	// Impl is the load balancer to run: ironlb (the default) or, for
+	// comparisons, MetalLB (ImplMetalLB: its own controller and speakers,
+	// configured by MetalLB; Config, FRR, SpeakerArgs and
+	// SpeakerCapabilities are ironlb's and ignored).
+	Impl Impl
+	// MetalLB configures MetalLB when Impl is ImplMetalLB.
+	MetalLB MetalLBOptions
 }
 
-// Env is a running ironlb on a lab.
+// Env is a running ironlb (or MetalLB, with ImplMetalLB) on a lab.
 type Env struct {
 	Lab    *netlab.Lab
 	CP     *framework.ControlPlane
@@ -68,6 +77,9 @@ type Env struct {
 	CCM    *framework.CCM
 	// Router is FRR on the first router, with Options.FRR; else nil.
 	Router *routers.FRR
+	// MetalLBController is MetalLB's controller with ImplMetalLB (CCM is
+	// nil then); else nil.
+	MetalLBController *framework.Process
 
 	opts    Options
 	binDir  string
@@ -75,6 +87,8 @@ type Env struct {
 
 	mu       sync.Mutex
 	speakers map[string]*framework.Process
+
+	metallb *metallbState // with ImplMetalLB
 }
 
 // Start builds a lab with its control plane and brings ironlb up on it. On
@@ -112,15 +126,23 @@ const DualStackServiceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
 
 // Run brings ironlb up on a lab whose control plane runs and whose nodes
 // serve the VIP ranges (Lab.ServeVIPs): the config, a Node per lab node,
-// ironlb-ccm and one speaker per node. Close stops them and the lab. On
-// error what Run started is stopped; the lab is left to the caller.
+// ironlb-ccm and one speaker per node (or MetalLB, with ImplMetalLB). Close
+// stops them and the lab. On error what Run started is stopped; the lab is
+// left to the caller.
 func Run(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, opts Options) (_ *Env, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	binDir, err := framework.IronLBBinaries()
-	if err != nil {
-		return nil, err
+	switch opts.Impl {
+	case "", ImplIronLB, ImplMetalLB:
+	default:
+		return nil, fmt.Errorf("labenv: unknown Impl %q (want %q or %q)", opts.Impl, ImplIronLB, ImplMetalLB)
+	}
+	var binDir string
+	if opts.Impl != ImplMetalLB {
+		if binDir, err = framework.IronLBBinaries(); err != nil {
+			return nil, err
+		}
 	}
 	e := &Env{Lab: lab, CP: cp, Client: cp.Client, opts: opts, binDir: binDir, speakers: map[string]*framework.Process{}}
 	defer func() {
@@ -138,6 +160,15 @@ func Run(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, opts 
 		if _, err := lab.Client().Exec(ctx, cmd[0], cmd[1:]...); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Impl == ImplMetalLB {
+		if err := e.createNodes(ctx); err != nil {
+			return nil, err
+		}
+		if err := e.runMetalLB(ctx); err != nil {
+			return nil, err
+		}
+		return e, nil
 	}
 	if opts.Config != "" {
 		if err := framework.ApplyConfig(ctx, e.Client, opts.Config); err != nil {
@@ -201,8 +232,12 @@ func writeKey(dir string) (string, error) {
 	return path, os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600)
 }
 
-// StartSpeaker runs ironlb-speaker in node's namespace (again, after a kill).
+// StartSpeaker runs ironlb-speaker (or MetalLB's speaker, with ImplMetalLB)
+// in node's namespace (again, after a kill).
 func (e *Env) StartSpeaker(ctx context.Context, node string) error {
+	if e.opts.Impl == ImplMetalLB {
+		return e.startMetalLBSpeaker(node)
+	}
 	host := e.node(node)
 	if host == nil {
 		return fmt.Errorf("no node %s", node)
@@ -329,6 +364,9 @@ func (e *Env) Stop() {
 	if e.CCM != nil {
 		_ = e.CCM.Stop(3 * time.Second)
 	}
+	if e.MetalLBController != nil {
+		_ = e.MetalLBController.Stop(3 * time.Second)
+	}
 	if e.Router != nil {
 		if err := e.Router.Close(); err != nil {
 			e.opts.Logf("labenv: closing FRR: %v", err)
@@ -338,8 +376,13 @@ func (e *Env) Stop() {
 
 // WaitConverged waits until every running speaker sees all of them as
 // members (its own /metrics) and is ready (/readyz): after a restart or a
-// link coming back, until then two speakers may elect differently.
+// link coming back, until then two speakers may elect differently. With
+// ImplMetalLB it waits for the same from MetalLB's speakers' memberlist
+// events (waitMetalLBConverged).
 func (e *Env) WaitConverged(ctx context.Context, timeout time.Duration) error {
+	if e.opts.Impl == ImplMetalLB {
+		return e.waitMetalLBConverged(ctx, timeout)
+	}
 	want := fmt.Sprintf("ironlb_speaker_members %d", len(e.Lab.Nodes()))
 	return framework.WaitFor(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		for _, n := range e.Lab.Nodes() {

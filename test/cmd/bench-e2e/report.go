@@ -15,11 +15,17 @@ import (
 
 // result is one run's outcome.
 type result struct {
-	syncs, n      int
-	p50, p99, max time.Duration
-	// total runs from the first create call to the last IP seen.
-	total     time.Duration
-	perSecond float64
+	c contestant
+	// label names the contestant in reports (peers with their versions);
+	// cmdline is how its binary was started, the run's folder shown as $DIR.
+	label, cmdline string
+	n              int
+	p50, p99, max  time.Duration
+	// total runs from the first create call to the last address seen, at
+	// lastIP; waited from the first create call to the end of the wait.
+	total, waited time.Duration
+	lastIP        time.Time
+	perSecond     float64
 	// peakRSS is the highest sampled VmRSS, hwm the kernel's VmHWM; bytes.
 	peakRSS, hwm uint64
 	// failures are Services that never got an IP (or whose create failed).
@@ -30,49 +36,81 @@ type result struct {
 	// loadAvg is the machine's 1-minute load average when the run began:
 	// other work on the box skews every figure.
 	loadAvg string
-	// addresses counts the ingress IPs of every Service at the end.
+	// addresses counts the addresses of every Service at the end.
 	addresses   int
 	duplicates  []string
 	outsidePool []string
 	ipChanges   []string
 	stages      []stage
-	ccm         ccmStats
+	// ccm is what the contestant's cloud-provider /metrics said, if
+	// hasMetrics.
+	ccm        ccmStats
+	hasMetrics bool
 	// events counts, per reason, the Services that got such an Event.
 	events map[string]int
+	// kill is set in the leader-kill mode.
+	kill *killReport
 }
 
-var columns = []string{"syncs", "n", "p50", "p99", "max", "total", "services/s", "CCM peak RSS MiB", "VmHWM MiB", "failures", "duplicate IPs"}
+func (r *result) assigned() int { return r.n - r.failures }
+
+func (r *result) complete() bool { return r.failures == 0 }
+
+var columns = []string{"contestant", "n", "assigned", "p50", "p99", "max", "all assigned after", "services/s", "peak RSS MiB", "VmHWM MiB", "duplicate IPs", "load avg"}
 
 func (r *result) row() []string {
+	all := dur(r.total)
+	if !r.complete() {
+		all = "not within " + dur(r.waited.Round(100*time.Millisecond))
+	}
+	name := r.label
+	if r.kill != nil {
+		name += " ×2, leader killed"
+	}
 	return []string{
-		fmt.Sprint(r.syncs), fmt.Sprint(r.n),
-		dur(r.p50), dur(r.p99), dur(r.max), dur(r.total),
+		name, fmt.Sprint(r.n), fmt.Sprint(r.assigned()),
+		dur(r.p50), dur(r.p99), dur(r.max), all,
 		fmt.Sprintf("%.1f", r.perSecond),
 		mib(r.peakRSS), mib(r.hwm),
-		fmt.Sprint(r.failures), fmt.Sprint(len(r.duplicates)),
+		fmt.Sprint(len(r.duplicates)), r.loadAvg,
 	}
 }
 
-// details are the figures behind the row: where the latency went, and what
-// the CCM's metrics say about its queue and its API client.
+// details are the figures behind the row: how the contestant ran, where the
+// latency went, and what its metrics say about its queue and API client.
 func (r *result) details() []string {
-	var out []string
-	var st []string
-	for _, s := range r.stages {
-		st = append(st, fmt.Sprintf("%s p50 %s / p99 %s", s.name, dur(s.p50), dur(s.p99)))
+	out := []string{"command: " + r.cmdline}
+	if k := r.kill; k != nil {
+		out = append(out, k.lines(r)...)
 	}
-	out = append(out, "stages: "+strings.Join(st, "; "))
-	if c := r.ccm; c.err != nil {
-		out = append(out, fmt.Sprintf("ironlb-ccm metrics unavailable: %v", c.err))
-	} else {
-		settled := fmt.Sprintf("ironlb-ccm kept writing (Events) for %s after the last IP", dur(c.settled))
-		if c.unsettled {
-			settled = fmt.Sprintf("ironlb-ccm was still writing %s after the last IP; counts are partial", dur(c.settled))
+	if len(r.stages) > 0 {
+		var st []string
+		for _, s := range r.stages {
+			st = append(st, fmt.Sprintf("%s p50 %s / p99 %s", s.name, stageDur(s.p50), stageDur(s.p99)))
 		}
-		out = append(out, settled)
-		out = append(out, fmt.Sprintf("ironlb-ccm: %.0f service syncs (%.2f per Service), mean queue wait %s, mean sync %s; %.0f API requests (%.1f per Service; %s), mean %s; client-side rate limiter waits %s total, mean %s per request",
-			c.serviceSyncs, c.serviceSyncs/float64(r.n), secs(c.queueWait), secs(c.syncTime),
-			c.requests, c.requests/float64(r.n), strings.Join(c.byMethod, " "), secs(c.requestTime), secs(c.throttled), secs(c.throttledMean)))
+		out = append(out, "stages: "+strings.Join(st, "; "))
+	}
+	if r.hasMetrics {
+		name := r.c.name
+		if c := r.ccm; c.err != nil {
+			out = append(out, fmt.Sprintf("%s metrics unavailable: %v", name, c.err))
+		} else {
+			switch {
+			case !r.complete():
+				out = append(out, fmt.Sprintf("%s metrics read once when the run gave up", name))
+			case c.unsettled:
+				out = append(out, fmt.Sprintf("%s was still writing %s after the last address; counts are partial", name, dur(c.settled)))
+			default:
+				out = append(out, fmt.Sprintf("%s kept writing (Events) for %s after the last address", name, dur(c.settled)))
+			}
+			queue := "no workqueue named service in its metrics"
+			if c.serviceSyncs > 0 {
+				queue = fmt.Sprintf("%.0f service syncs (%.2f per Service), mean queue wait %s, mean sync %s",
+					c.serviceSyncs, c.serviceSyncs/float64(r.n), secs(c.queueWait), secs(c.syncTime))
+			}
+			out = append(out, fmt.Sprintf("%s: %s; %.0f API requests (%.1f per Service; %s), mean %s; client-side rate limiter waits %s total, mean %s per request",
+				name, queue, c.requests, c.requests/float64(r.n), strings.Join(c.byMethod, " "), secs(c.requestTime), secs(c.throttled), secs(c.throttledMean)))
+		}
 	}
 	if r.events != nil {
 		var ev []string
@@ -95,38 +133,181 @@ func (r *result) details() []string {
 	return out
 }
 
-func textReport(results []*result, env string) string {
+// baseline is the run the peers are compared with: ironlb as installed if
+// it ran, else the first ironlb run.
+func baseline(results []*result) *result {
+	var first *result
+	for _, r := range results {
+		if r.c.kind != kindIronLB {
+			continue
+		}
+		if r.c.syncs == 0 {
+			return r
+		}
+		if first == nil {
+			first = r
+		}
+	}
+	return first
+}
+
+// ratio is a/b as "18.8x" ("3337x" from 100 on), "n/a" when either is
+// unknown.
+func ratio(a, b time.Duration) string {
+	if a <= 0 || b <= 0 {
+		return "n/a"
+	}
+	r := float64(a) / float64(b)
+	if r >= 100 {
+		return fmt.Sprintf("%.0fx", r)
+	}
+	return fmt.Sprintf("%.1fx", r)
+}
+
+// stageDur is dur for a stage, where zero is a measured value (two marks
+// seen in the same watch event), not a missing one.
+func stageDur(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	return dur(d)
+}
+
+// comparisons returns one line per peer run: its figures next to the
+// baseline's, and their ratio (peer ÷ ironlb: above 1, ironlb was faster).
+func comparisons(results []*result) []string {
+	base := baseline(results)
+	if base == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range results {
+		if r.c.kind != kindIronLB {
+			out = append(out, compare(r, base))
+		}
+	}
+	return out
+}
+
+func compare(peer, base *result) string {
+	bn := base.c.name
+	var all string
+	switch {
+	case !base.complete():
+		p := assignedWithin(peer)
+		if peer.complete() {
+			p = "all assigned " + human(peer.total)
+		}
+		all = fmt.Sprintf("%s vs %s %s (no ratio: %s did not assign all)", p, bn, assignedWithin(base), bn)
+	case peer.complete():
+		all = fmt.Sprintf("all assigned %s vs %s %s (%s)", human(peer.total), bn, human(base.total), ratio(peer.total, base.total))
+	default:
+		all = fmt.Sprintf("%s vs %s all in %s (more than %s)", assignedWithin(peer), bn, human(base.total), ratio(peer.waited, base.total))
+	}
+	of := ""
+	if !peer.complete() {
+		of = " of those assigned"
+	}
+	return fmt.Sprintf("%s: %s; p50%s %s vs %s (%s); p99%s %s vs %s (%s)", peer.label, all,
+		of, human(peer.p50), human(base.p50), ratio(peer.p50, base.p50),
+		of, human(peer.p99), human(base.p99), ratio(peer.p99, base.p99))
+}
+
+func assignedWithin(r *result) string {
+	return fmt.Sprintf("assigned %d of %d within %s", r.assigned(), r.n, human(r.waited))
+}
+
+// human writes a duration for prose: "85 ms", "3.1 s".
+func human(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+// preamble says what was measured and how; the same for text and Markdown.
+func preamble(opts options, setup setup) []string {
+	out := []string{
+		fmt.Sprintf("%d LoadBalancer Services created by %d concurrent clients per run; every contestant on a fresh etcd + kube-apiserver with the same pool %s",
+			opts.n, opts.clients, joinPrefixes(poolPrefixes(opts.n), ", ")),
+		"latency = address first seen by a watch − create call returned (ironlb, MetalLB: status.loadBalancer.ingress; kube-vip-cloud-provider: annotation " + kubeVIPAnnotation + "); all assigned after = first create call → last address seen",
+	}
+	for _, c := range opts.contestants {
+		if c.kind == kindIronLB {
+			dropped := "none"
+			if len(setup.dropped) > 0 {
+				dropped = strings.Join(setup.dropped, " ")
+			}
+			out = append(out, fmt.Sprintf("ironlb as installed: the args of %s (%s; left out as meaningless outside the pod: %s), after the flags framework.StartCCM adds",
+				ccmManifest, strings.Join(setup.installed, " "), dropped))
+			break
+		}
+	}
+	if opts.leaderKill > 0 {
+		out = append(out, fmt.Sprintf("leader kill: two replicas, binary leader-election defaults; the Lease holder is killed with SIGKILL %v after the first create", opts.leaderKill))
+	}
+	return out
+}
+
+func textReport(results []*result, failures []failure, setup setup, opts options, env string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nbench-e2e: %s\n", env)
-	fmt.Fprintf(&b, "ironlb-ccm runs with %s (framework.StartCCM's defaults) and --concurrent-service-syncs=<syncs>\n", ccmFlags)
-	fmt.Fprintf(&b, "latency = first ingress IP seen by a watch − create call returned\n\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, strings.Join(columns, "\t")+"\t")
-	for _, r := range results {
-		fmt.Fprintln(tw, strings.Join(r.row(), "\t")+"\t")
+	for _, l := range preamble(opts, setup) {
+		fmt.Fprintln(&b, l)
 	}
-	_ = tw.Flush()
+	b.WriteString("\n")
+	if len(results) > 0 {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(columns, "\t")+"\t")
+		for _, r := range results {
+			fmt.Fprintln(tw, strings.Join(r.row(), "\t")+"\t")
+		}
+		_ = tw.Flush()
+	}
+	if cmp := comparisons(results); len(cmp) > 0 {
+		fmt.Fprintf(&b, "\npeers vs ironlb (ratio = peer ÷ ironlb):\n")
+		for _, l := range cmp {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	for _, r := range results {
-		fmt.Fprintf(&b, "\nsyncs=%d:\n", r.syncs)
+		fmt.Fprintf(&b, "\n%s:\n", r.c.name)
 		for _, d := range r.details() {
 			fmt.Fprintf(&b, "  %s\n", d)
 		}
 	}
+	for _, f := range failures {
+		fmt.Fprintf(&b, "\n%s FAILED: %v\n", f.c.name, f.err)
+	}
 	return b.String()
 }
 
-func markdownReport(results []*result, opts options, env string) string {
+func markdownReport(results []*result, failures []failure, setup setup, opts options, env string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### bench-e2e, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "`go run ./test/cmd/bench-e2e -n %d -syncs %s -clients %d -timeout %v` · %s · ironlb-ccm `%s --concurrent-service-syncs=<syncs>` · latency = first ingress IP seen by a watch − create call returned\n\n",
-		opts.n, joinInts(opts.syncs), opts.clients, opts.timeout, env, ccmFlags)
-	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(columns, " | "), strings.Repeat("---:|", len(columns)))
-	for _, r := range results {
-		fmt.Fprintf(&b, "| %s |\n", strings.Join(r.row(), " | "))
+	fmt.Fprintf(&b, "`go run ./test/cmd/bench-e2e %s` · %s\n\n", strings.Join(opts.args, " "), env)
+	for _, l := range preamble(opts, setup) {
+		fmt.Fprintf(&b, "- %s\n", l)
 	}
 	b.WriteString("\n")
+	if len(results) > 0 {
+		fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(columns, " | "), ":---|"+strings.Repeat("---:|", len(columns)-1))
+		for _, r := range results {
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(r.row(), " | "))
+		}
+		b.WriteString("\n")
+	}
+	for _, l := range comparisons(results) {
+		fmt.Fprintf(&b, "- %s\n", l)
+	}
 	for _, r := range results {
-		fmt.Fprintf(&b, "- syncs=%d: %s\n", r.syncs, strings.Join(r.details(), "; "))
+		fmt.Fprintf(&b, "- %s: %s\n", r.c.name, strings.Join(r.details(), "; "))
+	}
+	for _, f := range failures {
+		fmt.Fprintf(&b, "- %s FAILED: %s\n", f.c.name, strings.ReplaceAll(f.err.Error(), "\n", " "))
 	}
 	return b.String()
 }
@@ -179,14 +360,6 @@ func mib(b uint64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", float64(b)/(1<<20))
-}
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprint(x)
-	}
-	return strings.Join(s, ",")
 }
 
 // loadAverage returns the 1-minute load average, "?" if unknown.

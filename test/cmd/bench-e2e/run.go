@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,10 +40,7 @@ const (
 	benchLabel = "app.kubernetes.io/managed-by"
 	benchValue = "bench-e2e"
 
-	// ccmFlags are the client limits framework.StartCCM always passes.
-	ccmFlags = "--kube-api-qps=200 --kube-api-burst=400"
-
-	warmupTimeout  = 60 * time.Second
+	warmupTimeout  = 90 * time.Second
 	syncTimeout    = 30 * time.Second
 	collectTimeout = 30 * time.Second
 	ccmStopGrace   = 10 * time.Second
@@ -67,80 +65,68 @@ func poolConfig(prefixes []netip.Prefix) string {
 	return fmt.Sprintf("pools:\n- name: bench\n  addresses: [%s]\n", strings.Join(s, ", "))
 }
 
-// benchOnce does one run with a fresh control plane and ironlb-ccm, and
+// benchOnce does one run of contestant c with a fresh control plane, and
 // always tears both down. It returns a result whenever Services were
 // measured, even if the run then failed.
-func benchOnce(ctx context.Context, opts options, syncs int) (_ *result, err error) {
+func benchOnce(ctx context.Context, opts options, c contestant, setup setup) (_ *result, err error) {
 	load := loadAverage()
-	logf("=== --concurrent-service-syncs=%d: starting etcd + kube-apiserver (service CIDR %s)", syncs, serviceCIDR)
-	dir := ""
-	if opts.logs != "" {
-		dir = filepath.Join(opts.logs, fmt.Sprintf("syncs-%d", syncs))
-	}
-	cp, err := framework.StartControlPlane(ctx, framework.Options{ServiceCIDR: serviceCIDR, Dir: dir, Logf: logf})
+	logf("=== %s: starting etcd + kube-apiserver (service CIDR %s)", c.name, serviceCIDR)
+	cp, err := startControlPlane(ctx, opts, c)
 	if err != nil {
 		return nil, err
 	}
 	defer cp.Stop()
 	defer func() {
-		if err != nil && dir != "" {
-			logf("logs kept in %s", dir)
+		if err != nil && opts.logs != "" {
+			logf("logs kept in %s", cp.Dir)
 		}
 	}()
 
 	pool := poolPrefixes(opts.n)
-	if err := framework.ApplyConfig(ctx, cp.Client, poolConfig(pool)); err != nil {
-		return nil, fmt.Errorf("apply ironlb-config: %w", err)
-	}
-	logf("pool bench: %v; starting ironlb-ccm %s --concurrent-service-syncs=%d", pool, ccmFlags, syncs)
-	ccm, err := cp.StartCCM(ctx, framework.CCMOptions{Args: []string{fmt.Sprintf("--concurrent-service-syncs=%d", syncs)}})
-	if err != nil {
-		return nil, fmt.Errorf("start ironlb-ccm: %w", err)
-	}
-	// Deferred after cp.Stop, so it runs first: the CCM goes before the
-	// apiserver it talks to.
-	defer func() { _ = ccm.Stop(ccmStopGrace) }()
-	rss := startRSSSampler(ctx, ccm.Pid())
-	defer rss.stop()
-
-	// The benchmark client is not rate limited: creates should go as fast
-	// as the apiserver takes them, and the watch must not lag.
-	cfg := rest.CopyConfig(cp.RESTConfig)
-	cfg.QPS, cfg.Burst = -1, 0
-	cfg.UserAgent = "ironlb-bench-e2e"
-	client, err := kubernetes.NewForConfig(cfg)
+	logf("pool %v; starting %s", pool, c.label())
+	inst, err := startContestant(ctx, c, cp, pool, setup.installed, setup.bins[c.kind])
 	if err != nil {
 		return nil, err
 	}
+	// Deferred after cp.Stop, so it runs first: the contestant goes before
+	// the apiserver it talks to.
+	defer inst.stop()
+	rss := startRSSSampler(ctx, inst.main.Pid())
+	defer rss.stop()
 
+	client, err := benchClient(cp)
+	if err != nil {
+		return nil, err
+	}
 	// One Service through the whole pipeline first, so start-up (leader
 	// election, informer sync, config load) is not measured, and a broken
 	// setup fails in a minute instead of after -timeout.
-	if err := warmUp(ctx, client); err != nil {
-		return nil, fmt.Errorf("%w\n--- ironlb-ccm log tail ---\n%s", err, ccm.LogTail(30))
+	if err := warmUp(ctx, client, c); err != nil {
+		return nil, fmt.Errorf("%w\n--- %s log tail ---\n%s", err, inst.main.Name, inst.main.LogTail(30))
 	}
 
-	tr := newTracker()
+	tr := newTracker(c.addresses)
 	stopWatch, err := watchServices(ctx, client, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer stopWatch()
 
-	res := &result{syncs: syncs, n: opts.n, loadAvg: load}
+	res := &result{c: c, label: c.label(), n: opts.n, loadAvg: load, cmdline: commandLine(inst.main, cp.Dir)}
 	runCtx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 	start := time.Now()
 	created := createServices(runCtx, client, opts.n, opts.clients, tr)
-	stopped := waitForIPs(runCtx, tr, created, start, opts.n, ccm.Done(), cp.Apiserver.Done())
+	stopped := waitForIPs(runCtx, tr, created, start, opts.n, inst.main.Done(), cp.Apiserver.Done())
+	res.waited = time.Since(start)
 	cancel()
 	<-created.done // the creators see the cancel at once
 	switch {
 	case ctx.Err() != nil:
 		// Interrupted: report nothing half-measured.
 		return nil, context.Cause(ctx)
-	case ccm.Exited():
-		return nil, fmt.Errorf("ironlb-ccm exited during the run (%v)\n--- ironlb-ccm log tail ---\n%s", ccm.Wait(), ccm.LogTail(30))
+	case inst.main.Exited():
+		return nil, fmt.Errorf("%s exited during the run (%v)\n--- %s log tail ---\n%s", inst.main.Name, inst.main.Wait(), inst.main.Name, inst.main.LogTail(30))
 	case cp.Apiserver.Exited():
 		return nil, fmt.Errorf("kube-apiserver exited during the run (%v)\n%s", cp.Apiserver.Wait(), cp.LogTails(30))
 	case stopped:
@@ -149,9 +135,17 @@ func benchOnce(ctx context.Context, opts options, syncs int) (_ *result, err err
 		res.endedBy = "all created Services got an IP"
 	}
 
-	// Read everything the CCM knows before it is stopped, once it has
-	// finished the work the run gave it.
-	res.ccm = waitCCMQuiet(ctx, ccm)
+	// Read everything the contestant's metrics say before it is stopped,
+	// once it has finished the work the run gave it (a contestant that gave
+	// up would keep writing: one reading then).
+	if inst.metrics != nil {
+		if stopped {
+			res.ccm = scrapeCCM(ctx, inst.metrics)
+		} else {
+			res.ccm = waitCCMQuiet(ctx, inst.metrics)
+		}
+		res.hasMetrics = true
+	}
 	res.hwm = rss.hwm()
 	res.peakRSS = rss.stop()
 
@@ -160,23 +154,46 @@ func benchOnce(ctx context.Context, opts options, syncs int) (_ *result, err err
 	res.createErrorSamples = created.samples()
 	listCtx, cancelList := context.WithTimeout(ctx, collectTimeout)
 	defer cancelList()
-	if events, err := countEvents(listCtx, client); err != nil {
-		logf("counting Events: %v", err) // a diagnostic only
-	} else {
-		res.events = events
+	if c.kind == kindIronLB {
+		if events, err := countEvents(listCtx, client); err != nil {
+			logf("counting Events: %v", err) // a diagnostic only
+		} else {
+			res.events = events
+		}
 	}
-	if err := checkAddresses(listCtx, client, pool, res); err != nil {
+	if err := checkAddresses(listCtx, client, c, pool, res); err != nil {
 		return res, fmt.Errorf("checking the handed-out addresses: %w", err)
 	}
-	logf("--concurrent-service-syncs=%d done: %d/%d Services got an IP in %v (%s)",
-		syncs, res.n-res.failures, res.n, res.total.Round(time.Millisecond), res.endedBy)
+	logf("%s done: %d/%d Services got an IP in %v (%s)",
+		c.name, res.n-res.failures, res.n, res.total.Round(time.Millisecond), res.endedBy)
 	return res, nil
 }
 
+// startControlPlane starts a fresh etcd + kube-apiserver for one run, its
+// state under -logs if given.
+func startControlPlane(ctx context.Context, opts options, c contestant) (*framework.ControlPlane, error) {
+	dir := ""
+	if opts.logs != "" {
+		dir = filepath.Join(opts.logs, c.dirName())
+	}
+	return framework.StartControlPlane(ctx, framework.Options{ServiceCIDR: serviceCIDR, Dir: dir, Logf: logf})
+}
+
+// benchClient is the benchmark's own client. It is not rate limited:
+// creates should go as fast as the apiserver takes them, and the watch must
+// not lag.
+func benchClient(cp *framework.ControlPlane) (kubernetes.Interface, error) {
+	cfg := rest.CopyConfig(cp.RESTConfig)
+	cfg.QPS, cfg.Burst = -1, 0
+	cfg.UserAgent = "ironlb-bench-e2e"
+	return kubernetes.NewForConfig(cfg)
+}
+
 // warmUp creates one LoadBalancer Service outside the measured namespace and
-// waits until it has an address. It keeps its address for the whole run (the
-// uniqueness check includes it), so no release happens mid-measurement.
-func warmUp(ctx context.Context, client kubernetes.Interface) error {
+// waits until c has given it an address. It keeps its address for the whole
+// run (the uniqueness check includes it), so no release happens
+// mid-measurement.
+func warmUp(ctx context.Context, client kubernetes.Interface, c contestant) error {
 	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: warmupNamespace}}
 	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", warmupNamespace, err)
@@ -185,12 +202,42 @@ func warmUp(ctx context.Context, client kubernetes.Interface) error {
 	if _, err := client.CoreV1().Services(warmupNamespace).Create(ctx, loadBalancerService("warmup"), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create warm-up Service: %w", err)
 	}
-	ips, err := framework.WaitForIngress(ctx, client, warmupNamespace, "warmup", 1, warmupTimeout)
+	var ips []string
+	err := framework.WaitFor(ctx, warmupTimeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		svc, err := client.CoreV1().Services(warmupNamespace).Get(ctx, "warmup", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ips = c.addresses(svc)
+		return len(ips) > 0, nil
+	})
 	if err != nil {
-		return fmt.Errorf("warm-up: ironlb-ccm did not serve its first Service: %w", err)
+		return fmt.Errorf("warm-up: %s did not serve its first Service: %w", c.name, err)
 	}
-	logf("warm-up Service got %v after %v; ironlb-ccm is serving", ips, time.Since(begin).Round(time.Millisecond))
+	logf("warm-up Service got %v after %v; %s is serving", ips, time.Since(begin).Round(time.Millisecond), c.name)
 	return nil
+}
+
+// commandLine returns how p was started, from the line the framework writes
+// at the head of its log, with the run's folder shown as $DIR.
+func commandLine(p *framework.Process, dir string) string {
+	data, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return "?"
+	}
+	marker := " starting " + p.Name + ": "
+	line := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "=== ") {
+			if _, after, ok := strings.Cut(l, marker); ok {
+				line = after
+			}
+		}
+	}
+	if line == "" {
+		return "?"
+	}
+	return strings.ReplaceAll(line, dir, "$DIR")
 }
 
 func loadBalancerService(name string) *v1.Service {
@@ -350,8 +397,8 @@ func waitForIPs(ctx context.Context, tr *tracker, c *creation, start time.Time, 
 }
 
 // checkAddresses lists every Service (the warm-up one too) and records in res
-// each address held by more than one Service, and each outside the pool.
-func checkAddresses(ctx context.Context, client kubernetes.Interface, pool []netip.Prefix, res *result) error {
+// each address c gave more than one Service, and each outside the pool.
+func checkAddresses(ctx context.Context, client kubernetes.Interface, c contestant, pool []netip.Prefix, res *result) error {
 	list, err := client.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
@@ -359,7 +406,7 @@ func checkAddresses(ctx context.Context, client kubernetes.Interface, pool []net
 	holders := map[string][]string{}
 	for i := range list.Items {
 		svc := &list.Items[i]
-		for _, ip := range framework.IngressIPs(svc) {
+		for _, ip := range c.addresses(svc) {
 			holders[ip] = append(holders[ip], svc.Namespace+"/"+svc.Name)
 			res.addresses++
 			if a, err := netip.ParseAddr(ip); err != nil || !inAny(pool, a) {

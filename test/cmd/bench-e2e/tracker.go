@@ -11,18 +11,17 @@ import (
 	servicehelpers "k8s.io/cloud-provider/service/helpers"
 
 	"github.com/ironlb/ironlb/config"
-	"github.com/ironlb/ironlb/test/framework"
 )
 
-// serviceTimes is what the benchmark saw of one Service. The middle two
-// marks split the latency into stages: the service controller adds its
-// finalizer before it calls ironlb, and ironlb writes its annotation right
-// after allocating, before the service controller writes the status.
+// serviceTimes is what the benchmark saw of one Service. For ironlb, the
+// middle two marks split the latency into stages: the service controller
+// adds its finalizer before it calls ironlb, and ironlb writes its annotation
+// right after allocating, before the service controller writes the status.
 type serviceTimes struct {
 	created   time.Time // the create call returned
 	finalizer time.Time // the service controller picked it up
 	allocated time.Time // ironlb allocated its address
-	ingress   time.Time // its status first showed an ingress IP
+	ingress   time.Time // it first showed an address
 	ips       []string
 }
 
@@ -37,10 +36,13 @@ type tracker struct {
 	ipChanges []string
 	// changed gets a token whenever nWithIP grows, to wake waitForIPs.
 	changed chan struct{}
+	// addresses reads a Service's addresses where the contestant writes
+	// them.
+	addresses func(*v1.Service) []string
 }
 
-func newTracker() *tracker {
-	return &tracker{services: map[string]*serviceTimes{}, changed: make(chan struct{}, 1)}
+func newTracker(addresses func(*v1.Service) []string) *tracker {
+	return &tracker{services: map[string]*serviceTimes{}, changed: make(chan struct{}, 1), addresses: addresses}
 }
 
 func (t *tracker) get(name string) *serviceTimes {
@@ -74,7 +76,7 @@ func (t *tracker) observe(obj any) {
 	if st.allocated.IsZero() && svc.Annotations[config.AnnotationAllocatedFrom] != "" {
 		st.allocated = now
 	}
-	ips := framework.IngressIPs(svc)
+	ips := t.addresses(svc)
 	switch {
 	case len(ips) == 0:
 	case st.ingress.IsZero():
@@ -120,13 +122,16 @@ func (t *tracker) summarize(res *result, start time.Time) {
 	res.failures = res.n - len(latencies)
 	res.p50, res.p99, res.max = percentile(latencies, 0.50), percentile(latencies, 0.99), percentile(latencies, 1)
 	if !last.IsZero() {
+		res.lastIP = last
 		res.total = last.Sub(start)
 		res.perSecond = float64(len(latencies)) / res.total.Seconds()
 	}
-	res.stages = []stage{
-		newStage("create→picked up", pickup),
-		newStage("picked up→allocated", allocate),
-		newStage("allocated→IP in status", publish),
+	if len(pickup) > 0 {
+		res.stages = []stage{
+			newStage("create→picked up", pickup),
+			newStage("picked up→allocated", allocate),
+			newStage("allocated→IP in status", publish),
+		}
 	}
 	res.ipChanges = append([]string(nil), t.ipChanges...)
 }

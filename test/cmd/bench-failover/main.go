@@ -4,7 +4,13 @@
 // answered by another node. It also reports the speakers' memory idle and
 // with many services.
 //
-//	go run ./test/cmd/bench-failover [-trials 20] [-services 1000] [-out docs/benchmarks.md]
+// It measures ironlb and, for comparison, MetalLB (its own controller and
+// speaker, layer2 with its defaults, built by hack/ensure-peers.sh from the
+// version test/peers/metallb requires) under the same faults, one after the
+// other, each on a fresh lab of the same network, and prints the ratio
+// MetalLB/ironlb.
+//
+//	go run ./test/cmd/bench-failover [-impl ironlb,metallb] [-trials 20] [-services 1000] [-out docs/benchmarks.md]
 //
 // Needs root (network namespaces); make bench-failover runs it.
 package main
@@ -17,12 +23,14 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -30,12 +38,48 @@ import (
 	"github.com/ironlb/ironlb/test/labenv"
 )
 
-const benchConfig = `
+// The one pool both implementations allocate from, announced on the lab's
+// interface.
+var (
+	poolAddresses  = []string{"203.0.113.10-203.0.113.250", "2001:db8:200::/64"}
+	poolInterfaces = []string{"eth0"}
+)
+
+// benchConfig is ironlb's config for that pool.
+var benchConfig = fmt.Sprintf(`
 pools:
 - name: l2
-  addresses: [203.0.113.10-203.0.113.250, "2001:db8:200::/64"]
-  interfaces: [eth0]
-`
+  addresses: ["%s"]
+  interfaces: ["%s"]
+`, strings.Join(poolAddresses, `", "`), strings.Join(poolInterfaces, `", "`))
+
+// An implementation under test.
+type impl struct {
+	name  string // as -impl names it
+	title string // in the report
+	notes string // its failure detection, for the report
+	impl  labenv.Impl
+}
+
+var impls = []impl{
+	{name: "ironlb", title: "ironlb", impl: labenv.ImplIronLB,
+		notes: "memberlist probe 200 ms, timeout 100 ms, gossip 100 ms, suspicion ×3 (ironlb-speaker's defaults)"},
+	{name: "metallb", title: "MetalLB", impl: labenv.ImplMetalLB,
+		notes: "layer2 with its defaults: memberlist on (its LAN defaults: probe 1 s, timeout 500 ms, gossip 200 ms, suspicion ×4), key from its Secret; its own controller assigns the addresses"},
+}
+
+// result is one implementation's figures.
+type result struct {
+	impl   impl
+	faults []faultResult
+	memory string
+}
+
+type faultResult struct {
+	name          string
+	p50, p99, max time.Duration
+	n, failed     int
+}
 
 // A fault and its repair.
 type fault struct {
@@ -66,32 +110,100 @@ var faults = []fault{
 }
 
 func main() {
+	implFlag := flag.String("impl", "ironlb,metallb", "implementations to measure, in this order (ironlb, metallb)")
 	trials := flag.Int("trials", 20, "trials per fault")
 	services := flag.Int("services", 1000, "services for the memory figure (IPv6 VIPs)")
 	out := flag.String("out", "", "append a markdown table to this file")
 	flag.Parse()
+	selected, err := parseImpls(*implFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-failover:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *trials, *services, *out); err != nil {
+	if err := run(ctx, selected, *trials, *services, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-failover:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, trials, services int, out string) error {
-	fmt.Println("starting the lab (3 nodes, control plane, ironlb-ccm, speakers)...")
-	env, err := labenv.Start(ctx, labenv.Options{Nodes: 3, DualStack: true, Config: benchConfig,
-		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) }})
-	if err != nil {
+func parseImpls(list string) ([]impl, error) {
+	var out []impl
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(impls, func(im impl) bool { return im.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-impl: unknown implementation %q (want ironlb, metallb)", name)
+		}
+		if slices.ContainsFunc(out, func(im impl) bool { return im.name == name }) {
+			return nil, fmt.Errorf("-impl: %s named twice", name)
+		}
+		im := impls[i]
+		if im.impl == labenv.ImplMetalLB {
+			v, err := framework.PeerMetalLB.Version()
+			if err != nil {
+				return nil, err
+			}
+			im.title += " " + v
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+// run measures each implementation on a fresh lab of its own: the same
+// network (addresses, MACs, the client) and faults, and nothing of the
+// previous run (finalizers, neighbour caches, API objects) left to bias the
+// next.
+func run(ctx context.Context, selected []impl, trials, services int, out string) error {
+	var results []result
+	var runErr error
+	for _, im := range selected {
+		r, err := measure(ctx, im, trials, services)
+		if err != nil {
+			runErr = fmt.Errorf("%s: %w", im.title, err)
+			break
+		}
+		results = append(results, r)
+	}
+	if len(results) == 0 {
+		return runErr
+	}
+	report := markdown(results, trials)
+	fmt.Print(report)
+	if runErr != nil {
+		// What was measured is printed, but a partial run is not recorded.
+		return runErr
+	}
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteString(report)
 		return err
 	}
-	defer env.Close()
+	return nil
+}
 
-	var report strings.Builder
-	fmt.Fprintf(&report, "\n## Layer2 failover (`make bench-failover`, %s)\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&report, "Fault on the announcing node → first successful HTTP request from the client answered by another node; %d trials each, 3 nodes, requests started every 10 ms.\n\n", trials)
-	fmt.Fprintln(&report, "| fault | p50 | p99 | max | failed |")
-	fmt.Fprintln(&report, "|---|---|---|---|---|")
+// measure starts a lab running im, runs every fault's trials and the memory
+// figure, and tears the lab down.
+func measure(ctx context.Context, im impl, trials, services int) (result, error) {
+	r := result{impl: im}
+	fmt.Printf("starting the lab for %s (3 nodes, control plane, load balancer)...\n", im.title)
+	env, err := labenv.Start(ctx, labenv.Options{Nodes: 3, DualStack: true, Config: benchConfig,
+		Impl: im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
+		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) }})
+	if err != nil {
+		return r, err
+	}
+	defer env.Close()
+	if err := env.WaitConverged(ctx, time.Minute); err != nil {
+		return r, err
+	}
+
 	for fi, f := range faults {
 		var samples []time.Duration
 		failed := 0
@@ -99,70 +211,118 @@ func run(ctx context.Context, trials, services int, out string) error {
 			d, err := trial(ctx, env, fmt.Sprintf("bench-%d-%d", fi, i), f)
 			if err != nil {
 				failed++
-				fmt.Printf("  %s trial %d: %v\n", f.name, i, err)
+				fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, err)
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return r, ctx.Err()
 				}
 				continue
 			}
 			samples = append(samples, d)
-			fmt.Printf("  %s trial %d: %v\n", f.name, i, d.Round(time.Millisecond))
+			fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, d.Round(time.Millisecond))
 		}
 		p50, p99, max := percentiles(samples)
-		line := fmt.Sprintf("| %s | %v | %v | %v | %d |", f.name, p50, p99, max, failed)
-		fmt.Println(line)
-		fmt.Fprintln(&report, line)
+		fr := faultResult{name: f.name, p50: p50, p99: p99, max: max, n: len(samples), failed: failed}
+		fmt.Println(im.name, fr.row())
+		r.faults = append(r.faults, fr)
 	}
 
 	idle, err := speakerRSS(env)
 	if err != nil {
-		return err
+		return r, err
 	}
 	fmt.Printf("creating %d IPv6 services for the memory figure...\n", services)
 	if err := createMany(ctx, env, services); err != nil {
-		return err
+		return r, err
 	}
-	time.Sleep(3 * time.Second) // let every speaker sync
+	// Let every speaker sync: at least 3 s, then until each is idle.
+	time.Sleep(3 * time.Second)
+	if err := waitIdle(ctx, env, time.Minute); err != nil {
+		return r, err
+	}
 	loaded, err := speakerRSS(env)
 	if err != nil {
-		return err
+		return r, err
 	}
-	fmt.Fprintf(&report, "\nSpeaker memory (VmRSS, per speaker): idle %s; with %d more services %s.\n", idle, services, loaded)
-	fmt.Print(report.String())
-	if out != "" {
-		f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return err
+	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %d more services (IPv6, one EndpointSlice each) %s.", idle, services, loaded)
+	return r, nil
+}
+
+func (f faultResult) row() string {
+	return fmt.Sprintf("| %s | %v | %v | %v | %d |", f.name, f.p50, f.p99, f.max, f.failed)
+}
+
+// markdown renders the results: a table per implementation and, with both,
+// the ratio MetalLB/ironlb.
+func markdown(results []result, trials int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Layer2 failover (`make bench-failover`, %s)\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Fault on the announcing node → first successful HTTP request from the client answered by another node; %d trials each, 3 nodes, requests started every 10 ms.", trials)
+	if len(results) > 1 {
+		fmt.Fprint(&b, " Each implementation ran alone on a fresh lab of the same network, under the same faults.")
+	}
+	fmt.Fprintln(&b)
+	for _, r := range results {
+		fmt.Fprintf(&b, "\n### %s\n", r.impl.title)
+		fmt.Fprintf(&b, "\n%s.\n\n", upperFirst(r.impl.notes))
+		fmt.Fprintln(&b, "| fault | p50 | p99 | max | failed |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|")
+		for _, f := range r.faults {
+			fmt.Fprintln(&b, f.row())
 		}
-		defer f.Close()
-		_, err = f.WriteString(report.String())
-		return err
+		if r.memory != "" {
+			fmt.Fprintf(&b, "\n%s\n", r.memory)
+		}
 	}
-	return nil
+	base := slices.IndexFunc(results, func(r result) bool { return r.impl.name == "ironlb" })
+	peer := slices.IndexFunc(results, func(r result) bool { return r.impl.name == "metallb" })
+	if base >= 0 && peer >= 0 {
+		fmt.Fprintf(&b, "\n### %s / %s\n\n", results[peer].impl.title, results[base].impl.title)
+		fmt.Fprintln(&b, "| fault | p50 | p99 | max |")
+		fmt.Fprintln(&b, "|---|---|---|---|")
+		for i, f := range results[base].faults {
+			if i >= len(results[peer].faults) {
+				break
+			}
+			m := results[peer].faults[i]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.name, ratio(m.p50, f.p50), ratio(m.p99, f.p99), ratio(m.max, f.max))
+		}
+	}
+	return b.String()
+}
+
+func ratio(a, b time.Duration) string {
+	if a <= 0 || b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f×", float64(a)/float64(b))
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // trial creates a service, injects the fault on its announcer, measures the
 // takeover, repairs, and deletes the service.
 func trial(ctx context.Context, env *labenv.Env, name string, f fault) (time.Duration, error) {
-	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: labenv.HTTPPort, Protocol: v1.ProtocolTCP}}}}
-	if _, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if err := createService(ctx, env, name, v1.IPv4Protocol); err != nil {
 		return 0, err
 	}
-	defer func() {
-		_ = env.Client.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
-	}()
+	defer deleteService(env, name)
 	vip, err := env.WaitForIP(ctx, "default", name, time.Minute)
 	if err != nil {
 		return 0, err
 	}
 	var owner string
+	var last error
 	err = framework.WaitFor(ctx, 30*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
-		owner, err = env.Answering(ctx, vip, 300*time.Millisecond)
-		return err == nil, nil
+		owner, last = announcer(ctx, env, vip)
+		return last == nil, nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("%s never answered: %w", vip, err)
+		return 0, fmt.Errorf("%s never answered: %w (last: %v)", vip, err, last)
 	}
 	// Let the takeover burst finish so each trial starts from a settled
 	// neighbour cache.
@@ -176,6 +336,69 @@ func trial(ctx context.Context, env *labenv.Env, name string, f fault) (time.Dur
 		return 0, repairErr
 	}
 	return took, err
+}
+
+// announcer returns the node announcing vip, seen from the client alone:
+// the node that answers HTTP for it, which must be the node owning the MAC
+// the client's neighbour cache holds for it (whoever assigned the address,
+// whichever implementation announces it).
+func announcer(ctx context.Context, env *labenv.Env, vip netip.Addr) (string, error) {
+	node, err := env.Answering(ctx, vip, 300*time.Millisecond)
+	if err != nil {
+		return "", err
+	}
+	mac, err := env.ClientNeighbor(ctx, vip)
+	if err != nil {
+		return "", err
+	}
+	if byMAC := env.NodeByMAC(mac); byMAC != node {
+		return "", fmt.Errorf("%s answered for %s but the client's neighbour cache has %q (%s)", node, vip, mac, byMAC)
+	}
+	return node, nil
+}
+
+// createService creates a LoadBalancer service with one ready endpoint (an
+// EndpointSlice, as the endpoint controller would write for a backend pod
+// on n1): MetalLB announces only services with a ready endpoint; ironlb,
+// with externalTrafficPolicy Cluster, does not look. Both get the same.
+func createService(ctx context.Context, env *labenv.Env, name string, family v1.IPFamily) error {
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: labenv.HTTPPort, Protocol: v1.ProtocolTCP}}}}
+	if family == v1.IPv6Protocol {
+		svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
+	}
+	if _, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	backend := env.Lab.Node(1)
+	addrType, addr := discoveryv1.AddressTypeIPv4, backend.IPv4
+	if family == v1.IPv6Protocol {
+		addrType, addr = discoveryv1.AddressTypeIPv6, backend.IPv6
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name + "-backend", Labels: map[string]string{
+			discoveryv1.LabelServiceName: name,
+			discoveryv1.LabelManagedBy:   "bench-failover",
+		}},
+		AddressType: addrType,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{addr.String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			NodeName:   ptr.To(backend.Name),
+		}},
+		Ports: []discoveryv1.EndpointPort{{Port: ptr.To(int32(labenv.HTTPPort)), Protocol: ptr.To(v1.ProtocolTCP)}},
+	}
+	_, err := env.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{})
+	return err
+}
+
+// deleteService deletes a service and its EndpointSlice (bounded: the
+// service controller's finalizer goes with ironlb-ccm's next sync).
+func deleteService(env *labenv.Env, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = env.Client.CoreV1().Services("default").Delete(ctx, name, metav1.DeleteOptions{})
+	_ = env.Client.DiscoveryV1().EndpointSlices("default").Delete(ctx, name+"-backend", metav1.DeleteOptions{})
 }
 
 // firstAnswerFromOther starts a request every 10 ms and returns when the
@@ -232,10 +455,7 @@ func host(env *labenv.Env, node string) interface {
 
 func createMany(ctx context.Context, env *labenv.Env, n int) error {
 	for i := range n {
-		svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("mem-%d", i)},
-			Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, IPFamilies: []v1.IPFamily{v1.IPv6Protocol},
-				IPFamilyPolicy: ptr.To(v1.IPFamilyPolicySingleStack), Ports: []v1.ServicePort{{Port: labenv.HTTPPort, Protocol: v1.ProtocolTCP}}}}
-		if _, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		if err := createService(ctx, env, fmt.Sprintf("mem-%d", i), v1.IPv6Protocol); err != nil {
 			return err
 		}
 	}
@@ -252,6 +472,47 @@ func createMany(ctx context.Context, env *labenv.Env, n int) error {
 		}
 		return with >= n, nil
 	})
+}
+
+// waitIdle waits until every speaker used less than 2 % of a CPU over a
+// second: done with what it was given, whatever its implementation.
+func waitIdle(ctx context.Context, env *labenv.Env, timeout time.Duration) error {
+	prev := map[string]uint64{}
+	return framework.WaitFor(ctx, timeout, time.Second, func(context.Context) (bool, error) {
+		idle := true
+		for _, n := range env.Lab.Nodes() {
+			ticks, err := cpuTicks(env.Speaker(n.Name).Pid())
+			if err != nil {
+				return false, err
+			}
+			last, seen := prev[n.Name]
+			if !seen || ticks-last >= 2 { // USER_HZ is 100: 2 ticks = 20 ms
+				idle = false
+			}
+			prev[n.Name] = ticks
+		}
+		return idle, nil
+	})
+}
+
+// cpuTicks returns a process's user + system time in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (which may hold spaces) end with ')'.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	return utime + stime, nil
 }
 
 // speakerRSS reads every speaker's resident memory.
