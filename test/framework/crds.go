@@ -30,6 +30,12 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no CRD manifests under %s/manifests/base (%v)", root, err)
 	}
+	return ApplyCRDFiles(ctx, cfg, files...)
+}
+
+// ApplyCRDFiles creates the CustomResourceDefinitions in files (one CRD per
+// file, as a release ships them) and waits until the apiserver serves each.
+func ApplyCRDFiles(ctx context.Context, cfg *rest.Config, files ...string) error {
 	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -43,6 +49,9 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 		var obj unstructured.Unstructured
 		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
+		}
+		if obj.GetKind() != "CustomResourceDefinition" {
+			return fmt.Errorf("%s: kind %q, want one CustomResourceDefinition", f, obj.GetKind())
 		}
 		if _, err := crds.Create(ctx, &obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %s: %w", obj.GetName(), err)

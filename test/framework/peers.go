@@ -1,7 +1,6 @@
 package framework
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,13 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 )
 
 // Peer is another load-balancer implementation whose real binary the
@@ -60,23 +52,7 @@ func (p Peer) Version() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(root, "test", "peers", p.dir(), "go.mod")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(stripComment(sc.Text()))
-		if len(f) > 0 && f[0] == "require" {
-			f = f[1:] // single-line form
-		}
-		// Matches the require entry only; replace entries carry "=>".
-		if len(f) == 2 && f[0] == p.Module && strings.HasPrefix(f[1], "v") {
-			return f[1], nil
-		}
-	}
-	return "", fmt.Errorf("%s does not require %s", path, p.Module)
+	return requiredVersion(filepath.Join(root, "test", "peers", p.dir(), "go.mod"), p.Module)
 }
 
 // Binary returns the path of the peer's binary, building it with
@@ -138,40 +114,4 @@ func (p Peer) ModuleDir(ctx context.Context) (string, error) {
 		err = fmt.Errorf("go list -m %s in test/peers/%s: the module has no folder in the module cache", p.Module, p.dir())
 	}
 	return src, err
-}
-
-// ApplyCRDFiles creates the CustomResourceDefinitions in files (one CRD per
-// file, as a release ships them) and waits until the apiserver serves each.
-func ApplyCRDFiles(ctx context.Context, cfg *rest.Config, files ...string) error {
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	crds := client.Resource(crdResource)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var obj unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if obj.GetKind() != "CustomResourceDefinition" {
-			return fmt.Errorf("%s: kind %q, want one CustomResourceDefinition", f, obj.GetKind())
-		}
-		if _, err := crds.Create(ctx, &obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s: %w", obj.GetName(), err)
-		}
-		if err := WaitFor(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-			got, err := crds.Get(ctx, obj.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			return established(got), nil
-		}); err != nil {
-			return fmt.Errorf("CRD %s not established: %w", obj.GetName(), err)
-		}
-	}
-	return nil
 }

@@ -58,7 +58,12 @@ func moduleOf(path string) string {
 // tools module (test/tools/go.mod), e.g. "v1.36.3": the version of the
 // kube-apiserver the tests run against.
 func KubernetesVersion(repoRoot string) (string, error) {
-	path := filepath.Join(repoRoot, "test", "tools", "go.mod")
+	return requiredVersion(filepath.Join(repoRoot, "test", "tools", "go.mod"), "k8s.io/kubernetes")
+}
+
+// requiredVersion returns the version of module that the go.mod at path
+// requires.
+func requiredVersion(path, module string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -67,14 +72,14 @@ func KubernetesVersion(repoRoot string) (string, error) {
 	for sc.Scan() {
 		f := strings.Fields(stripComment(sc.Text()))
 		if len(f) > 0 && f[0] == "require" {
-			f = f[1:] // single-line form: require k8s.io/kubernetes vX
+			f = f[1:] // single-line form: require MODULE vX
 		}
 		// Matches the require entry only; replace entries carry "=>".
-		if len(f) == 2 && f[0] == "k8s.io/kubernetes" && strings.HasPrefix(f[1], "v") {
+		if len(f) == 2 && f[0] == module && strings.HasPrefix(f[1], "v") {
 			return f[1], nil
 		}
 	}
-	return "", fmt.Errorf("%s does not require k8s.io/kubernetes", path)
+	return "", fmt.Errorf("%s does not require %s", path, module)
 }
 
 // DefaultApiserverBinary returns $IRONLB_KUBE_APISERVER if set, else
