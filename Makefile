@@ -95,9 +95,11 @@ lab-down:
 	@$(GO) run ./test/cmd/lab down
 
 ## bench-failover: layer2 failover times and speaker memory on the network
-## lab (root); e.g. BENCH_FAILOVER_ARGS="-trials 20 -out docs/benchmarks.md".
+## lab (root), ironlb then MetalLB's real speaker (built by exact version in
+## test/peers); e.g. BENCH_FAILOVER_ARGS="-trials 20 -impl ironlb -out docs/benchmarks.md".
 .PHONY: bench-failover
 bench-failover: build deps apiserver
+	@bash hack/ensure-peers.sh metallb metallb-speaker >/dev/null
 	$(GO) run ./test/cmd/bench-failover $(BENCH_FAILOVER_ARGS)
 
 ## demo: ironlb running for real on the network lab (root): a control plane,

@@ -92,6 +92,7 @@ type statusOptions struct {
 	output          string
 	configNamespace string
 	configName      string
+	filter          config.ClassFilter
 	now             func() time.Time
 }
 
@@ -101,6 +102,7 @@ func newStatusCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		overrides:       &clientcmd.ConfigOverrides{},
 		configNamespace: "ironlb-system",
 		configName:      "ironlb-config",
+		filter:          config.DefaultClassFilter(),
 		now:             clock,
 	}
 	cmd := &cobra.Command{
@@ -127,7 +129,10 @@ SpeakerStatus objects); each speaker's state and BGP sessions.`,
 			if err != nil {
 				return err
 			}
-			st, err := gatherStatus(cmd.Context(), client, dyn, o.configNamespace, o.configName)
+			if err := o.filter.Validate(); err != nil {
+				return err
+			}
+			st, err := gatherStatus(cmd.Context(), client, dyn, o.configNamespace, o.configName, o.filter)
 			if err != nil {
 				return err
 			}
@@ -143,12 +148,14 @@ SpeakerStatus objects); each speaker's state and BGP sessions.`,
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "json or yaml (default: tables)")
 	cmd.Flags().StringVar(&o.configNamespace, "config-namespace", o.configNamespace, "namespace of the ironlb config ConfigMap")
 	cmd.Flags().StringVar(&o.configName, "config-name", o.configName, "name of the ironlb config ConfigMap")
+	// The same flags as ironlb-ccm's, to list the Services it serves.
+	o.filter.AddFlags(cmd.Flags())
 	return cmd
 }
 
 // gatherStatus reads the config, the Services and the SpeakerStatus objects:
 // three lists, whatever the size of the cluster.
-func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, cfgNamespace, cfgName string) (*Status, error) {
+func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, cfgNamespace, cfgName string, filter config.ClassFilter) (*Status, error) {
 	st := &Status{Config: ConfigState{Namespace: cfgNamespace, Name: cfgName}, Pools: []PoolUsage{}, Services: []ServiceStatus{}, Speakers: []SpeakerState{}}
 	cfg := config.Empty()
 	cm, err := client.CoreV1().ConfigMaps(cfgNamespace).Get(ctx, cfgName, metav1.GetOptions{})
@@ -201,7 +208,7 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 	err = eachListItem(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return client.CoreV1().Services(metav1.NamespaceAll).List(ctx, opts)
 	}, func(obj runtime.Object) error {
-		if svc := obj.(*v1.Service); svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil {
+		if svc := obj.(*v1.Service); filter.Serves(svc) {
 			services = append(services, svc)
 		}
 		return nil

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/config"
 )
 
 // BenchmarkStatus measures `kubectl ironlb status` past the API calls: 5,000
@@ -54,7 +55,7 @@ func BenchmarkStatus(b *testing.B) {
 		map[schema.GroupVersionResource]string{v1alpha1.SpeakerStatusResource: "SpeakerStatusList"}, dynObjs...)
 	ctx := context.Background()
 	for b.Loop() {
-		st, err := gatherStatus(ctx, client, dyn, "ironlb-system", "ironlb-config")
+		st, err := gatherStatus(ctx, client, dyn, "ironlb-system", "ironlb-config", config.DefaultClassFilter())
 		if err != nil {
 			b.Fatal(err)
 		}

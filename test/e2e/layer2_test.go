@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/labenv"
 	"github.com/ironlb/ironlb/test/netlab"
@@ -227,6 +228,42 @@ func TestLayer2(t *testing.T) {
 			t.Errorf("client neighbour entry %q, want %s's MAC", mac, owner)
 		}
 		waitStatusAnnouncer(t, env, "web", vip, env.NodeByMAC(mac))
+	})
+
+	t.Run("loadBalancerClass: ironlb's class is announced, another implementation's address is not", func(t *testing.T) {
+		ours := create(t, env, lbService("classed", func(s *v1.Service) { s.Spec.LoadBalancerClass = ptr.To(config.DefaultLoadBalancerClass) }))
+		owner := announcer(t, env, "classed", ours)
+		if got := waitAnswering(t, env, ours, anyNode); got != owner {
+			t.Errorf("HTTP answered by %s, the Event names %s", got, owner)
+		}
+
+		// Another load balancer's Service holding an address inside an
+		// ironlb pool, as its controller would write it.
+		theirs := lbService("metallb-svc", func(s *v1.Service) { s.Spec.LoadBalancerClass = ptr.To("metallb.io/metallb") })
+		created, err := env.Client.CoreV1().Services("default").Create(t.Context(), theirs, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign := netip.MustParseAddr("203.0.113.99")
+		created.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: foreign.String(), IPMode: ptr.To(v1.LoadBalancerIPModeVIP)}}
+		if _, err := env.Client.CoreV1().Services("default").UpdateStatus(t.Context(), created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// A speaker syncs within milliseconds of a Service change: three
+		// seconds of silence, checked twice, is no announcement.
+		for range 2 {
+			time.Sleep(1500 * time.Millisecond)
+			if macs := arpingMACs(t, env, foreign); len(macs) > 0 {
+				t.Fatalf("ARP answers for another implementation's %s from %v", foreign, macs)
+			}
+		}
+		got, err := env.Client.CoreV1().Services("default").Get(t.Context(), "metallb-svc", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Finalizers) > 0 || len(got.Annotations) > 0 {
+			t.Errorf("ironlb wrote on another implementation's Service: finalizers %v, annotations %v", got.Finalizers, got.Annotations)
+		}
 	})
 
 	t.Run("speakers run with CAP_NET_RAW only", func(t *testing.T) {
