@@ -124,15 +124,22 @@ func New(opts Options) *Cloud {
 func (c *Cloud) Initialize(clientBuilder cloudprovider.ControllerClientBuilder, stop <-chan struct{}) {
 	ctx := wait.ContextForChannel(stop)
 	client := clientBuilder.ClientOrDie("ironlb-provider")
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-ccm"})
+	recorder := NewEventRecorder(ctx, client, "ironlb-ccm")
 	go func() {
 		if err := c.start(ctx, client, recorder); err != nil {
 			klog.ErrorS(err, "ironlb provider stopped")
 		}
 	}()
+}
+
+// NewEventRecorder records Events through client as component, logged at
+// -v=3 too, until ctx ends.
+func NewEventRecorder(ctx context.Context, client kubernetes.Interface, component string) record.EventRecorder {
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	context.AfterFunc(ctx, broadcaster.Shutdown)
+	return broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: component})
 }
 
 // start runs the provider's own informers until ctx ends. It returns after
