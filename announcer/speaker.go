@@ -125,9 +125,14 @@ type Speaker struct {
 	joined bool
 	// nodesChanged wakes joinLoop when the Node list changes.
 	nodesChanged chan struct{}
-	// bgpApplied is what BGP was last configured with, to call it on
-	// changes only.
-	bgpApplied *bgpInputs
+	// bgpApplied is what BGP was last configured with in full, to call it
+	// on changes only. bgpFailed is the inputs whose configuration failed
+	// (a password Secret missing or unreadable): bgpKey retries them with
+	// bgpRetryDelay, doubling, so a Secret created after the config, or an
+	// API blip, never leaves a peer out until the next config change.
+	bgpApplied    *bgpInputs
+	bgpFailed     *bgpInputs
+	bgpRetryDelay time.Duration
 	// mark and down settle memberlist partitions (partition.go).
 	mark *mark
 	down *standingDown
@@ -140,6 +145,10 @@ type bgpInputs struct {
 	routerID netip.Addr
 }
 
+func (in *bgpInputs) same(other *bgpInputs) bool {
+	return other != nil && in.cfg == other.cfg && maps.Equal(in.labels, other.labels) && in.routerID == other.routerID
+}
+
 // announcement is one address this node announces.
 type announcement struct {
 	mode     config.Mode
@@ -147,7 +156,19 @@ type announcement struct {
 	services []string
 }
 
-const syncKey = "all"
+// The queue's keys: syncKey recomputes everything; bgpKey only retries a
+// BGP configuration that failed.
+const (
+	syncKey = "all"
+	bgpKey  = "bgp"
+)
+
+// How a failed BGP configuration is retried: from bgpRetryMin, doubling,
+// up to bgpRetryMax.
+const (
+	bgpRetryMin = time.Second
+	bgpRetryMax = time.Minute
+)
 
 // NewSpeaker wires informers; Run starts them.
 func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOptions) *Speaker {
@@ -258,6 +279,10 @@ func (s *Speaker) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer s.queue.Done(key)
+	if key == bgpKey {
+		s.retryBGP(ctx)
+		return true
+	}
 	if err := s.sync(ctx); err != nil {
 		klog.ErrorS(err, "Sync failed; retrying")
 		s.queue.AddRateLimited(key)
@@ -284,8 +309,8 @@ func (s *Speaker) sync(ctx context.Context) error {
 		return nil // joinLoop enqueues a sync once it has
 	}
 	cfg := s.loadConfig()
-	if err := s.configureBGP(ctx, cfg); err != nil {
-		klog.ErrorS(err, "Configuring BGP sessions failed")
+	if err := s.configureBGP(ctx, cfg, false); err != nil {
+		s.scheduleBGPRetry(err)
 	}
 	services, err := s.services.List(labels.Everything())
 	if err != nil {
@@ -530,10 +555,29 @@ func (s *Speaker) joinNodes() int {
 	return len(addrs) - joined
 }
 
+// retryBGP configures BGP again after a failure, and schedules the next try
+// if it fails again.
+func (s *Speaker) retryBGP(ctx context.Context) {
+	if err := s.configureBGP(ctx, s.loadConfig(), true); err != nil {
+		s.scheduleBGPRetry(err)
+		return
+	}
+	s.bgpRetryDelay = 0
+}
+
+func (s *Speaker) scheduleBGPRetry(err error) {
+	s.bgpRetryDelay = min(max(2*s.bgpRetryDelay, bgpRetryMin), bgpRetryMax)
+	klog.ErrorS(err, "Configuring BGP sessions failed; retrying", "retryIn", s.bgpRetryDelay)
+	s.queue.AddAfter(bgpKey, s.bgpRetryDelay)
+}
+
 // configureBGP hands the BGP protocol the bgp section, this node's labels
-// and its router ID when one of them changed. Peer passwords are read from
-// their Secrets then: rotating a password means touching the config.
-func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
+// and its router ID when one of them changed, or when retry asks to try a
+// failed configuration again. Peer passwords are read from their Secrets
+// then: rotating a password means touching the config. A peer whose
+// password cannot be read is left out and reported (its session state and
+// a BGPSessionDown Event) until a retry reads it.
+func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config, retry bool) error {
 	if s.opts.BGP == nil {
 		return nil
 	}
@@ -542,8 +586,8 @@ func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("this node's object: %w", err)
 	}
 	in := &bgpInputs{cfg: cfg.BGP, labels: node.Labels, routerID: nodeIPv4(node)}
-	if prev := s.bgpApplied; prev != nil && prev.cfg == in.cfg && maps.Equal(prev.labels, in.labels) && prev.routerID == in.routerID {
-		return nil
+	if in.same(s.bgpApplied) || (!retry && in.same(s.bgpFailed)) {
+		return nil // applied, or failed with its retry already scheduled
 	}
 	passwords := map[string]string{}
 	var errs []error
@@ -568,8 +612,12 @@ func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config) error {
 	if err := s.opts.BGP.SetConfig(ctx, in.cfg, s.opts.NodeName, in.labels, passwords, in.routerID); err != nil {
 		errs = append(errs, err)
 	}
-	s.bgpApplied = in
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		s.bgpApplied, s.bgpFailed = nil, in
+		return err
+	}
+	s.bgpApplied, s.bgpFailed = in, nil
+	return nil
 }
 
 // peersOf names the peers this node has sessions with, and their addresses.
