@@ -478,14 +478,11 @@ func TestBGP(t *testing.T) {
 		}
 	})
 
-	t.Run("TCP MD5: right password established, wrong one reported", func(t *testing.T) {
+	t.Run("TCP MD5: Secret created after the config, right password established, wrong one reported", func(t *testing.T) {
 		secrets := env.Client.CoreV1().Secrets(framework.IronLBNamespace)
 		secret := &v1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: bgpSecret, Namespace: framework.IronLBNamespace},
 			Data:       map[string][]byte{"password": []byte(md5Password)},
-		}
-		if _, err := secrets.Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
 		}
 		// A failure midway must not leave the next subtests without
 		// sessions: back to the plain lab.
@@ -514,9 +511,21 @@ func TestBGP(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitNextHops(t, env, hostRoute(vip), routeTimeout)
-		setPassword(md5Password, 1)
+		// The config names a Secret that does not exist yet: each speaker
+		// leaves the peer out and says why.
+		if err := framework.ApplyConfig(t.Context(), env.Client, bgpConfig(true, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range allNodes {
+			nodeEvent(t, env, n, "BGPSessionDown", "no TCP MD5 password")
+		}
+		// The Secret appears, with no config change: the speakers' retry
+		// reads it and the sessions come up.
+		if _, err := secrets.Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		took := waitFRRSessions(t, env, false, "Established", allNodes...)
-		t.Logf("passwordSecretRef applied: r1's IPv4 sessions established after %v", took.Round(time.Millisecond))
+		t.Logf("Secret created after the config: r1's IPv4 sessions established %v later", took.Round(time.Millisecond))
 		waitSessionMetric(t, env, "r1", true, allNodes...)
 		waitNextHops(t, env, hostRoute(vip), routeTimeout, allNodes...)
 
