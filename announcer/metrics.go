@@ -25,7 +25,11 @@ var (
 	})
 	configStale = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "ironlb", Subsystem: "speaker", Name: "config_stale",
-		Help: "1 when ironlb-config is invalid and the last good config is in force.", StabilityLevel: metrics.ALPHA,
+		Help: "1 when ironlb-config is invalid or missing and the last good config is in force.", StabilityLevel: metrics.ALPHA,
+	})
+	keptAddresses = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "kept_addresses",
+		Help: "Addresses this node announces from a kept config (ironlb-config missing or invalid, or no longer covering them).", StabilityLevel: metrics.ALPHA,
 	})
 	bgpSessionUp = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace: "ironlb", Name: "bgp_session_up",
@@ -40,5 +44,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, partitioned, configStale, GratuitousPackets, bgpSessionUp)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp)
 }

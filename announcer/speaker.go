@@ -110,14 +110,26 @@ type Speaker struct {
 	slices     discoverylisters.EndpointSliceLister
 	nodes      corelisters.NodeLister
 	configMaps corelisters.ConfigMapLister
+	keptMaps   corelisters.ConfigMapLister
 	synced     []cache.InformerSynced
 	factories  []informers.SharedInformerFactory
 	queue      workqueue.TypedRateLimitingInterface[string]
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	cfgData   string
-	announced map[netip.Addr]announcement
+	mu sync.Mutex
+	// cfg is the last valid ironlb-config (nil while it is missing or has
+	// never been valid), cfgData its text. kept is what ironlb-ccm keeps in
+	// the last-good ConfigMap, keptData its data; layers orders them all
+	// (config.Layers): the first that covers an address says how it is
+	// announced.
+	cfg     *config.Config
+	cfgData string
+	// invalidData is the invalid ironlb-config text last logged, to log it
+	// once rather than on every sync.
+	invalidData string
+	kept        *config.Kept
+	keptData    map[string]string
+	layers      config.Layers
+	announced   map[netip.Addr]announcement
 
 	// joined is set once this speaker has met the others (or waited
 	// JoinGrace for them): a speaker that has not yet joined sees itself as
@@ -130,6 +142,8 @@ type Speaker struct {
 	// (a password Secret missing or unreadable): bgpKey retries them with
 	// bgpRetryDelay, doubling, so a Secret created after the config, or an
 	// API blip, never leaves a peer out until the next config change.
+	// bgpSection is the bgp section the sessions follow (config.Layers.BGP).
+	bgpSection    *config.BGP
 	bgpApplied    *bgpInputs
 	bgpFailed     *bgpInputs
 	bgpRetryDelay time.Duration
@@ -154,6 +168,11 @@ type announcement struct {
 	mode     config.Mode
 	iface    string
 	services []string
+	// pool names the pool the address is announced as; fromKept is set when
+	// that pool is not in ironlb-config but in a kept config (missing or
+	// invalid ironlb-config, or a pool shrunk below the address).
+	pool     string
+	fromKept bool
 }
 
 // The queue's keys: syncKey recomputes everything; bgpKey only retries a
@@ -176,15 +195,21 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		opts.Filter = config.DefaultClassFilter()
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
-	cmFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(opts.ConfigNamespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.ConfigName).String()
-		}))
+	// One ConfigMap each: a field selector names one object, and RBAC
+	// grants only these two.
+	oneConfigMap := func(name string) informers.SharedInformerFactory {
+		return informers.NewSharedInformerFactoryWithOptions(client, 0,
+			informers.WithNamespace(opts.ConfigNamespace),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+	}
+	cmFactory, keptFactory := oneConfigMap(opts.ConfigName), oneConfigMap(config.LastGoodName(opts.ConfigName))
 	svcInformer := factory.Core().V1().Services()
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
 	nodeInformer := factory.Core().V1().Nodes()
 	cmInformer := cmFactory.Core().V1().ConfigMaps()
+	keptInformer := keptFactory.Core().V1().ConfigMaps()
 
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartStructuredLogging(3)
@@ -198,12 +223,13 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		slices:     sliceInformer.Lister(),
 		nodes:      nodeInformer.Lister(),
 		configMaps: cmInformer.Lister(),
-		factories:  []informers.SharedInformerFactory{factory, cmFactory},
+		keptMaps:   keptInformer.Lister(),
+		factories:  []informers.SharedInformerFactory{factory, cmFactory, keptFactory},
 		synced: []cache.InformerSynced{svcInformer.Informer().HasSynced, sliceInformer.Informer().HasSynced,
-			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced},
+			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced, keptInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
-		cfg:          config.Empty(),
+		kept:         &config.Kept{},
 		announced:    map[netip.Addr]announcement{},
 		nodesChanged: make(chan struct{}, 1),
 	}
@@ -212,7 +238,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		UpdateFunc: func(_, _ any) { s.queue.Add(syncKey) },
 		DeleteFunc: func(any) { s.queue.Add(syncKey) },
 	}
-	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), sliceInformer.Informer(), nodeInformer.Informer(), cmInformer.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), sliceInformer.Informer(), nodeInformer.Informer(), cmInformer.Informer(), keptInformer.Informer()} {
 		_, _ = inf.AddEventHandler(enqueue)
 	}
 	_, _ = nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -308,10 +334,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if !s.hasJoined() {
 		return nil // joinLoop enqueues a sync once it has
 	}
-	cfg := s.loadConfig()
-	if err := s.configureBGP(ctx, cfg, false); err != nil {
-		s.scheduleBGPRetry(err)
-	}
+	layers, currentValid := s.loadConfig()
 	services, err := s.services.List(labels.Everything())
 	if err != nil {
 		return err
@@ -338,17 +361,25 @@ func (s *Speaker) sync(ctx context.Context) error {
 	standDown := s.standsDown(ctx, names)
 
 	want := map[netip.Addr]announcement{}
+	var bgpLayers []int // the layers announcing some address in bgp mode
 	for ip, holders := range addressesOf(services, s.opts.Filter) {
-		pool := cfg.PoolFor(ip)
+		pool, layer := layers.PoolFor(ip)
 		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
 			continue
+		}
+		if pool.Mode == config.ModeBGP && !slices.Contains(bgpLayers, layer) {
+			bgpLayers = append(bgpLayers, layer)
 		}
 		if standDown && pool.Mode != config.ModeBGP {
 			continue
 		}
 		if iface, ok := s.announces(ip, pool, s.candidates(ip, pool, holders, alive)); ok {
-			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders)}
+			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders),
+				pool: pool.Name, fromKept: layer > 0 || !currentValid}
 		}
+	}
+	if err := s.configureBGP(ctx, layers.BGP(bgpLayers), false); err != nil {
+		s.scheduleBGPRetry(err)
 	}
 
 	// Every protocol gets its set even when another fails: one mode's
@@ -558,7 +589,10 @@ func (s *Speaker) joinNodes() int {
 // retryBGP configures BGP again after a failure, and schedules the next try
 // if it fails again.
 func (s *Speaker) retryBGP(ctx context.Context) {
-	if err := s.configureBGP(ctx, s.loadConfig(), true); err != nil {
+	s.mu.Lock()
+	section := s.bgpSection
+	s.mu.Unlock()
+	if err := s.configureBGP(ctx, section, true); err != nil {
 		s.scheduleBGPRetry(err)
 		return
 	}
@@ -577,15 +611,18 @@ func (s *Speaker) scheduleBGPRetry(err error) {
 // then: rotating a password means touching the config. A peer whose
 // password cannot be read is left out and reported (its session state and
 // a BGPSessionDown Event) until a retry reads it.
-func (s *Speaker) configureBGP(ctx context.Context, cfg *config.Config, retry bool) error {
+func (s *Speaker) configureBGP(ctx context.Context, section *config.BGP, retry bool) error {
 	if s.opts.BGP == nil {
 		return nil
 	}
+	s.mu.Lock()
+	s.bgpSection = section
+	s.mu.Unlock()
 	node, err := s.nodes.Get(s.opts.NodeName)
 	if err != nil {
 		return fmt.Errorf("this node's object: %w", err)
 	}
-	in := &bgpInputs{cfg: cfg.BGP, labels: node.Labels, routerID: nodeIPv4(node)}
+	in := &bgpInputs{cfg: section, labels: node.Labels, routerID: nodeIPv4(node)}
 	if in.same(s.bgpApplied) || (!retry && in.same(s.bgpFailed)) {
 		return nil // applied, or failed with its retry already scheduled
 	}
@@ -643,12 +680,13 @@ func nodeIPv4(node *v1.Node) netip.Addr {
 	return netip.Addr{}
 }
 
-// PoolOf names the pool holding ip in the config in force ("" if none).
+// PoolOf names the pool ip is announced as ("" if none): the pool of the
+// first config layer covering it.
 func (s *Speaker) PoolOf(ip netip.Addr) string {
 	s.mu.Lock()
-	cfg := s.cfg
+	layers := s.layers
 	s.mu.Unlock()
-	if p := cfg.PoolFor(ip); p != nil {
+	if p, _ := layers.PoolFor(ip); p != nil {
 		return p.Name
 	}
 	return ""
@@ -702,29 +740,62 @@ func (s *Speaker) BGPPeerRemoved(peer string) {
 	bgpSessionUp.DeleteLabelValues(peer, s.opts.NodeName)
 }
 
-// loadConfig parses ironlb-config when it changed and keeps the last good
-// one. The controller manager already reports an invalid config with an
-// Event; speakers only log, so N nodes do not repeat it N times.
-func (s *Speaker) loadConfig() *config.Config {
+// loadConfig parses ironlb-config and the kept configs when they changed,
+// and returns the layers addresses are announced by, and whether the first
+// is a valid ironlb-config. An invalid ironlb-config leaves the last valid
+// one in force; a missing one leaves the kept configs (written by
+// ironlb-ccm, so a speaker started meanwhile reads them too). The controller
+// manager reports an invalid or missing config with an Event; speakers only
+// log, so N nodes do not repeat it N times.
+func (s *Speaker) loadConfig() (config.Layers, bool) {
 	cm, err := s.configMaps.ConfigMaps(s.opts.ConfigNamespace).Get(s.opts.ConfigName)
+	keptCM, keptErr := s.keptMaps.ConfigMaps(s.opts.ConfigNamespace).Get(config.LastGoodName(s.opts.ConfigName))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	invalid := false
 	switch {
 	case apierrors.IsNotFound(err):
-		s.cfg, s.cfgData = config.Empty(), ""
+		if s.cfg != nil {
+			klog.InfoS("ironlb-config is missing; announcing from the kept configs", "configMap", klog.KRef(s.opts.ConfigNamespace, s.opts.ConfigName))
+		}
+		s.cfg, s.cfgData = nil, ""
 	case err != nil:
-	case cm.Data[config.ConfigMapKey] != s.cfgData:
+	case cm.Data[config.ConfigMapKey] == s.invalidData:
+		invalid = true
+	case s.cfg == nil || cm.Data[config.ConfigMapKey] != s.cfgData:
 		data := cm.Data[config.ConfigMapKey]
 		cfg, errs := config.Parse([]byte(data))
 		if len(errs) > 0 {
-			configStale.Set(1)
-			klog.ErrorS(errs.ToAggregate(), "Ignoring invalid config; the last good one keeps serving")
+			invalid = true
+			if data != s.invalidData {
+				klog.ErrorS(errs.ToAggregate(), "Ignoring invalid config; the last good one keeps serving")
+				s.invalidData = data
+			}
 			break
 		}
-		configStale.Set(0)
 		s.cfg, s.cfgData = cfg, data
 	}
-	return s.cfg
+	if !invalid {
+		s.invalidData = ""
+	}
+	switch {
+	case apierrors.IsNotFound(keptErr):
+		s.kept, s.keptData = &config.Kept{}, nil
+	case keptErr != nil:
+	case !maps.Equal(keptCM.Data, s.keptData):
+		kept, err := config.ParseKept(keptCM.Data)
+		if err != nil {
+			klog.ErrorS(err, "Some kept configs do not parse; they are left out")
+		}
+		s.kept, s.keptData = kept, keptCM.Data
+	}
+	if invalid || s.cfg == nil && s.kept.LastGood != nil {
+		configStale.Set(1)
+	} else {
+		configStale.Set(0)
+	}
+	s.layers = config.NewLayers(s.cfg, s.cfgData, s.kept)
+	return s.layers, s.cfg != nil
 }
 
 // recordChanges logs, counts and reports ownership changes on this node.
@@ -757,6 +828,7 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 			}
 		}
 	}
+	s.reportKept(byKey, before, want)
 	for ip, a := range before {
 		if _, still := want[ip]; !still {
 			ownershipChanges.WithLabelValues("released").Inc()
@@ -770,6 +842,33 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 		}
 		s.opts.Status.SetAnnouncements(list)
 	}
+}
+
+// reportKept says, once per address, when this node starts announcing it
+// from a kept config: a Warning on its services, a log line and a metric.
+// Nothing is withdrawn for it: the address is held until its service
+// releases it.
+func (s *Speaker) reportKept(byKey map[string]*v1.Service, before, want map[netip.Addr]announcement) {
+	n := 0
+	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+		a := want[ip]
+		if !a.fromKept {
+			continue
+		}
+		n++
+		if prev, had := before[ip]; had && prev.fromKept && prev.pool == a.pool {
+			continue
+		}
+		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
+		for _, key := range a.services {
+			if svc := byKey[key]; svc != nil {
+				s.recorder.Eventf(svc, v1.EventTypeWarning, "AnnouncedFromKeptConfig",
+					"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
+					ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
+			}
+		}
+	}
+	keptAddresses.Set(float64(n))
 }
 
 // addressesOf maps every load-balancer address of the services ironlb serves

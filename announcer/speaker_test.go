@@ -215,6 +215,64 @@ func TestSpeakerElection(t *testing.T) {
 	})
 }
 
+// TestSpeakerKeptConfigs: an address a service holds stays announced when
+// ironlb-config is missing, invalid or shrunk below it, as the kept config
+// that covers it says; with no such config it is not announced.
+func TestSpeakerKeptConfigs(t *testing.T) {
+	configMap := func(name string, data map[string]string) *v1.ConfigMap {
+		return &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: name}, Data: data}
+	}
+	current := func(text string) *v1.ConfigMap {
+		return configMap(config.DefaultConfigMapName, map[string]string{config.ConfigMapKey: text})
+	}
+	kept := func(texts ...string) *v1.ConfigMap {
+		data := map[string]string{config.ConfigMapKey: texts[0]}
+		for i, text := range texts[1:] {
+			data[fmt.Sprintf("earlier-%d.yaml", i+1)] = text
+		}
+		return configMap(config.LastGoodName(config.DefaultConfigMapName), data)
+	}
+	const (
+		shrunk = "pools:\n- name: lan\n  addresses: [203.0.113.0/30]\n"
+		vip    = "pools:\n- name: moved\n  addresses: [203.0.113.0/24]\n  mode: vip\n"
+	)
+	nodes := []string{"node-1", "node-2", "node-3"}
+	base := []runtime.Object{node("node-1", nil), node("node-2", map[string]string{"edge": "true"}), node("node-3", nil),
+		lbWithIP("held", "203.0.113.9", false), lbWithIP("picky", "198.51.100.201", false), lbWithIP("routed", "198.51.100.100", false)}
+	tests := []struct {
+		name    string
+		configs []runtime.Object
+		want    map[string]string // address → announcers
+	}{
+		{"ironlb-config deleted: the last good config", []runtime.Object{kept(speakerConfig)},
+			map[string]string{"203.0.113.9": "1", "198.51.100.201": "[node-2]", "198.51.100.100": "[node-1 node-2 node-3]"}},
+		{"ironlb-config invalid at start: the last good config", []runtime.Object{current("pools: [{name: BAD}]"), kept(speakerConfig)},
+			map[string]string{"203.0.113.9": "1", "198.51.100.201": "[node-2]", "198.51.100.100": "[node-1 node-2 node-3]"}},
+		{"pool shrunk: the earlier config for what it left", []runtime.Object{current(shrunk), kept(shrunk, speakerConfig)},
+			map[string]string{"203.0.113.9": "1", "198.51.100.201": "[node-2]", "198.51.100.100": "[node-1 node-2 node-3]"}},
+		{"ironlb-config ahead of the controller manager: it wins where it covers", []runtime.Object{current(vip), kept(speakerConfig)},
+			map[string]string{"203.0.113.9": "1", "198.51.100.201": "[node-2]", "198.51.100.100": "[node-1 node-2 node-3]"}},
+		{"nothing kept: only what ironlb-config covers", []runtime.Object{current(shrunk)}, map[string]string{}},
+		{"no config at all: nothing", nil, map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := announcedBy(t, append(append([]runtime.Object{}, base...), tt.configs...), nodes)
+			for ip, want := range tt.want {
+				by := fmt.Sprint(got[ip])
+				if want == "1" && len(got[ip]) != 1 || want != "1" && by != want {
+					t.Errorf("%s announced by %s, want %s", ip, by, want)
+				}
+			}
+			for ip, by := range got {
+				if _, ok := tt.want[ip]; !ok {
+					t.Errorf("%s announced by %v, want by none", ip, by)
+				}
+			}
+		})
+	}
+}
+
 func TestInterfaceFor(t *testing.T) {
 	meta := membership.Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.0/24"}, "eth1": {"2001:db8:100::/64"}}}
 	cases := []struct {

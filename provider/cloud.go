@@ -101,6 +101,14 @@ type Cloud struct {
 	lastConfigData *string
 	// orphans are the held addresses no pool contains, already warned about.
 	orphans map[netip.Addr][]string
+	// kept is what the last-good ConfigMap holds (keptconfig.go), keptData
+	// its data as last read or written. Only the config watcher's goroutine
+	// uses them, once start has loaded them.
+	kept     *config.Kept
+	keptData map[string]string
+	// configMissing is set while ironlb-config does not exist and the last
+	// good config serves, so the warning is given once.
+	configMissing bool
 
 	// ready is closed once the config is loaded and the allocator is seeded
 	// from existing services; no address is handed out before that.
@@ -115,6 +123,7 @@ func New(opts Options) *Cloud {
 		opts:  opts,
 		alloc: ipam.New(),
 		cfg:   config.Empty(),
+		kept:  &config.Kept{},
 		ready: make(chan struct{}),
 	}
 }
@@ -154,6 +163,9 @@ func (c *Cloud) start(ctx context.Context, client kubernetes.Interface, recorder
 	if err := w.waitForSync(ctx); err != nil {
 		return err
 	}
+	if err := c.loadKept(ctx); err != nil {
+		return err
+	}
 	if err := c.syncConfig(ctx); err != nil {
 		klog.ErrorS(err, "Loading the config failed; retrying")
 	}
@@ -162,6 +174,9 @@ func (c *Cloud) start(ctx context.Context, client kubernetes.Interface, recorder
 	}
 	close(c.ready)
 	klog.InfoS("ironlb provider ready", "configMap", klog.KRef(c.opts.ConfigNamespace, c.opts.ConfigName))
+	// Once every held address is known, the kept configs can be pruned and
+	// written: a sync of the config does that.
+	w.queue.Add(configKey)
 	w.run(ctx)
 	return nil
 }

@@ -103,20 +103,19 @@ func (w *configWatcher) processNext(ctx context.Context) bool {
 }
 
 // syncConfig brings the config in force in line with the ConfigMap. An
-// invalid ConfigMap is reported and otherwise ignored: the last good config
-// keeps serving and nothing allocated is touched.
+// invalid or deleted ConfigMap is reported and otherwise ignored: the last
+// good config keeps serving and nothing allocated is touched.
 func (c *Cloud) syncConfig(ctx context.Context) error {
 	ref := klog.KRef(c.opts.ConfigNamespace, c.opts.ConfigName)
 	cm, err := c.configMaps.ConfigMaps(c.opts.ConfigNamespace).Get(c.opts.ConfigName)
 	if apierrors.IsNotFound(err) {
-		klog.InfoS("ConfigMap not found; no pools until it is created", "configMap", ref)
-		c.applyConfig(ctx, config.Empty(), nil)
-		configStale.Set(0)
+		c.configGone(ctx)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	c.configMissing = false
 
 	data, ok := cm.Data[config.ConfigMapKey]
 	var errs field.ErrorList
@@ -136,6 +135,10 @@ func (c *Cloud) syncConfig(ctx context.Context) error {
 		klog.ErrorS(errs.ToAggregate(), "Rejected invalid config; the last good config keeps serving", "configMap", ref)
 		c.recorder.Event(cm, v1.EventTypeWarning, "InvalidConfig",
 			truncate("rejected, the last good config keeps serving: "+strings.Join(msgs, "; "), maxEventMessage))
+		// After a restart the last good config is the kept one.
+		if last := c.lastGood(); last != nil && c.lastConfigData == nil {
+			c.applyConfig(ctx, last.Config, &last.Text)
+		}
 		return nil
 	}
 	if c.applyConfig(ctx, cfg, &data) {
@@ -144,8 +147,51 @@ func (c *Cloud) syncConfig(ctx context.Context) error {
 		klog.InfoS("Config applied", "configMap", ref, "pools", cfg.PoolNames())
 		c.recorder.Eventf(cm, v1.EventTypeNormal, "ConfigApplied", "%d pools in force: %s", len(cfg.Pools), strings.Join(cfg.PoolNames(), ", "))
 	}
+	c.mu.RLock()
+	inForce := equalText(c.lastConfigData, &data)
+	c.mu.RUnlock()
+	if inForce {
+		c.kept.Accept(config.KeptConfig{Text: data, Config: cfg})
+	}
 	configStale.Set(0)
-	return nil
+	return c.writeKeptOnceReady(ctx)
+}
+
+// configGone handles a missing ConfigMap. Deleting it (by hand, a GitOps
+// prune, a chart that renders none) must not take addresses away: the last
+// good config keeps serving, for allocation here and for announcing in the
+// speakers, which read it from the kept configs.
+func (c *Cloud) configGone(ctx context.Context) {
+	ref := klog.KRef(c.opts.ConfigNamespace, c.opts.ConfigName)
+	last := c.lastGood()
+	if last == nil {
+		klog.InfoS("ConfigMap not found; no pools until it is created", "configMap", ref)
+		c.applyConfig(ctx, config.Empty(), nil)
+		configStale.Set(0)
+		return
+	}
+	configStale.Set(1)
+	c.applyConfig(ctx, last.Config, &last.Text)
+	if c.configMissing {
+		return
+	}
+	c.configMissing = true
+	msg := fmt.Sprintf("%s is missing; the last good config (pools %s), kept in %s, keeps serving: held addresses stay announced. Create %s again to change pools",
+		c.opts.ConfigName, strings.Join(last.Config.PoolNames(), ", "), config.LastGoodName(c.opts.ConfigName), c.opts.ConfigName)
+	klog.InfoS("ConfigMap not found; the last good config keeps serving", "configMap", ref, "pools", last.Config.PoolNames())
+	c.recorder.Event(&v1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: c.opts.ConfigNamespace, Name: c.opts.ConfigName},
+		v1.EventTypeWarning, "ConfigMissing", truncate(msg, maxEventMessage))
+}
+
+// writeKeptOnceReady writes the kept configs once the allocator is seeded;
+// start syncs the config again then.
+func (c *Cloud) writeKeptOnceReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return c.writeKept(ctx)
+	default:
+		return nil
+	}
 }
 
 // applyConfig puts cfg in force (data is its source text, nil when there is

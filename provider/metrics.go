@@ -27,7 +27,7 @@ var (
 	}, []string{"result"})
 	configStale = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "ironlb", Name: "config_stale",
-		Help:           "1 when the ConfigMap holds an invalid config and the last good one is still in force.",
+		Help:           "1 when the ConfigMap is invalid or missing and the last good config is still in force.",
 		StabilityLevel: metrics.ALPHA,
 	})
 	configReloads = metrics.NewCounterVec(&metrics.CounterOpts{

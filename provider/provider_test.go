@@ -63,7 +63,13 @@ func startTestCloud(t *testing.T, configYAML string, existing ...*v1.Service) *t
 	for _, s := range existing {
 		objects = append(objects, s)
 	}
-	client := fake.NewClientset(objects...)
+	return startTestCloudWith(t, fake.NewClientset(objects...))
+}
+
+// startTestCloudWith starts a provider against client, as a restart or a
+// new leader would.
+func startTestCloudWith(t *testing.T, client *fake.Clientset) *testCloud {
+	t.Helper()
 	opts := DefaultOptions()
 	opts.StartupTimeout = 10 * time.Second
 	c := New(opts)

@@ -357,6 +357,64 @@ func TestLayer2(t *testing.T) {
 		waitAnswering(t, env, vip, func(n string) bool { return n == "n2" })
 	})
 
+	t.Run("config deleted, speakers restarted, pool shrunk: a held address stays answered until released", func(t *testing.T) {
+		const heldIP = "203.0.113.99"
+		vip := create(t, env, lbService("held", func(s *v1.Service) { s.Annotations[config.AnnotationLoadBalancerIPs] = heldIP }))
+		waitAnswering(t, env, vip, anyNode)
+		t.Cleanup(func() {
+			if err := framework.ApplyConfig(context.Background(), env.Client, layer2Config); err != nil {
+				t.Errorf("restoring the config: %v", err)
+			}
+		})
+		gaps := watchGaps(t, vip, httpAnswered(env, vip))
+
+		// Deleted: every speaker sees it go and keeps announcing.
+		deleteConfig(t, env)
+		owner := waitAnswering(t, env, vip, anyNode)
+		gaps.check(t, "ironlb-config deleted", time.Second)
+		// A speaker started meanwhile announces from the kept configs in
+		// the API: restart the owner (kill -9, so failover applies), then
+		// every other one.
+		restartSpeaker(t, env, owner)
+		waitAnswering(t, env, vip, anyNode)
+
+		// Back, with the pool shrunk below the held address: it stays,
+		// announced as the pool last said, and the Service is told.
+		gaps = watchGaps(t, vip, httpAnswered(env, vip))
+		shrunk := strings.Replace(layer2Config, "203.0.113.10-203.0.113.99", "203.0.113.10-203.0.113.98", 1)
+		if err := framework.ApplyConfig(t.Context(), env.Client, shrunk); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", "held", "AnnouncedFromKeptConfig", heldIP+" is in no pool", ipTimeout); err != nil {
+			t.Error(err)
+		}
+		for _, n := range env.Lab.Nodes() {
+			waitMetric(t, env, n.Name, "ironlb_speaker_config_stale 0")
+		}
+		waitAnswering(t, env, vip, anyNode)
+		gaps.check(t, "pool shrunk below the address", time.Second)
+		for _, n := range env.Lab.Nodes() {
+			restartSpeaker(t, env, n.Name)
+			waitAnswering(t, env, vip, anyNode)
+		}
+
+		// The service releases it: withdrawn, and the kept configs shrink
+		// to the one in force.
+		if err := env.Client.CoreV1().Services("default").Delete(t.Context(), "held", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(context.Context) (bool, error) {
+			return len(arpingMACs(t, env, vip)) == 0, nil
+		})
+		if err != nil {
+			t.Errorf("ARP still answered after the service was deleted: %v", err)
+		}
+		if err := framework.ApplyConfig(t.Context(), env.Client, layer2Config); err != nil {
+			t.Fatal(err)
+		}
+		waitKeptPruned(t, env)
+	})
+
 	t.Run("memberlist port blocked on one node: one owner per address, no restart", func(t *testing.T) {
 		var vips []netip.Addr
 		for i := range 6 {
