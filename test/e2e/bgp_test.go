@@ -628,4 +628,46 @@ func TestBGP(t *testing.T) {
 		t.Logf("n1 reported during the restart: %q", news)
 		waitAnsweringFromClient2(t, env, vip)
 	})
+
+	t.Run("config deleted, then the bgp pool and section removed: routes and sessions stay until released", func(t *testing.T) {
+		t.Cleanup(func() {
+			if err := framework.ApplyConfig(context.Background(), env.Client, bgpConfig(false, 0)); err != nil {
+				t.Errorf("restoring the config: %v", err)
+			}
+		})
+		allNextHops := func(ctx context.Context) bool {
+			r, err := env.Router.Route(ctx, hostRoute(vip))
+			return err == nil && len(r.Paths) == len(allNodes)
+		}
+		waitNextHops(t, env, hostRoute(vip), routeTimeout, allNodes...)
+		gaps := watchGaps(t, vip, allNextHops)
+		deleteConfig(t, env)
+		gaps.check(t, "ironlb-config deleted: r1's route to "+vip.String(), time.Second)
+
+		// A config with neither the bgp pool nor a bgp section: the
+		// sessions and the route follow the kept config that covers the
+		// address, attributes included.
+		gaps = watchGaps(t, vip, allNextHops)
+		if err := framework.ApplyConfig(t.Context(), env.Client, "pools:\n- {name: other, addresses: [198.51.100.200-198.51.100.210]}\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", "web", "AnnouncedFromKeptConfig", vip.String()+" is in no pool", ipTimeout); err != nil {
+			t.Error(err)
+		}
+		for _, n := range allNodes {
+			waitMetric(t, env, n, "ironlb_speaker_config_stale 0")
+		}
+		gaps.check(t, "bgp pool and section removed: r1's route to "+vip.String(), time.Second)
+		waitFRRSessions(t, env, false, "Established", allNodes...)
+		r, _ := waitNextHops(t, env, hostRoute(vip), routeTimeout, allNodes...)
+		for _, p := range r.Paths {
+			if p.Communities != "64512:100" {
+				t.Errorf("path via %s: communities %q, want the kept advertisement's 64512:100", p.NextHop, p.Communities)
+			}
+		}
+		// A speaker started now has only the API to go by.
+		restartSpeaker(t, env, "n2")
+		waitNextHops(t, env, hostRoute(vip), routeTimeout, allNodes...)
+		waitAnsweringFromClient2(t, env, vip)
+	})
 }
