@@ -104,4 +104,23 @@ func TestVIP(t *testing.T) {
 		}
 		waitHolders(t, env, "lo", routed, func(h []string) bool { return len(h) == 0 })
 	})
+
+	t.Run("config deleted: the address stays on its node until released", func(t *testing.T) {
+		t.Cleanup(func() {
+			if err := framework.ApplyConfig(context.Background(), env.Client, vipConfig); err != nil {
+				t.Errorf("restoring the config: %v", err)
+			}
+		})
+		owner := waitHolders(t, env, "eth0", vip, one)[0]
+		// Only the owner holds it; probed from its namespace alone, and
+		// without t (the probe runs in its own goroutine).
+		onOwner := func(ctx context.Context) bool {
+			addrs, err := env.Lab.Node(nodeIndex(env, owner)).Exec(ctx, "ip", "-o", "addr", "show", "dev", "eth0")
+			return err == nil && strings.Contains(addrs, " "+vip.String()+"/")
+		}
+		gaps := watchGaps(t, vip, onOwner)
+		deleteConfig(t, env)
+		gaps.check(t, "ironlb-config deleted: "+vip.String()+" on "+owner, time.Second)
+		waitAnswering(t, env, vip, func(n string) bool { return n == owner })
+	})
 }
