@@ -513,8 +513,8 @@ func (s *Speaker) joinLoop(ctx context.Context) {
 		case missing == 0:
 			s.markJoined("met every speaker")
 		case len(s.members.Alive()) > 1:
-			// Joining one member syncs its whole view of the cluster; a
-			// node that stays silent is down as far as that view goes.
+			// Another speaker joined this one meanwhile; a node that stays
+			// silent is down as far as that member's view goes.
 			s.markJoined("joined the cluster")
 		}
 		wait := joinRetryMax
@@ -555,6 +555,11 @@ func (s *Speaker) joinGrace() time.Duration {
 // know yet, and returns how many stay unknown. Nodes are found from the Node
 // list: their InternalIP. A node without a speaker (not running yet, or
 // excluded from the DaemonSet) counts as unknown until the join grace ends.
+//
+// Each address is contacted on its own, all at once: one join to a node
+// that is down waits out a TCP timeout, and the other speakers elect this
+// one as soon as any join reaches them, so this speaker announces from the
+// first answer on, not after the slowest.
 func (s *Speaker) joinNodes() int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
@@ -579,11 +584,27 @@ func (s *Speaker) joinNodes() int {
 	if len(addrs) == 0 {
 		return 0
 	}
-	joined, err := s.members.Join(addrs)
-	if err != nil {
-		klog.V(2).InfoS("Some speakers did not answer yet", "addresses", addrs, "err", err)
+	answered := make(chan bool, len(addrs))
+	for _, addr := range addrs {
+		go func() {
+			n, err := s.members.Join([]string{addr})
+			if err != nil {
+				klog.V(2).InfoS("A speaker did not answer yet", "address", addr, "err", err)
+			}
+			answered <- err == nil && n > 0
+		}()
 	}
-	return len(addrs) - joined
+	missing := len(addrs)
+	for range addrs {
+		if <-answered {
+			missing--
+			if !s.hasJoined() {
+				// Joining one member syncs its whole view of the cluster.
+				s.markJoined("joined the cluster")
+			}
+		}
+	}
+	return missing
 }
 
 // retryBGP configures BGP again after a failure, and schedules the next try

@@ -415,6 +415,61 @@ func TestLayer2(t *testing.T) {
 		waitKeptPruned(t, env)
 	})
 
+	t.Run("rolling restart with a dead node in the Node list: every address stays answered", func(t *testing.T) {
+		// A Node whose InternalIP is on the LAN but drops the memberlist
+		// port silently (a hung machine, a firewall): a join to it waits
+		// out the connect timeout. The client's namespace plays it.
+		const downIP = "198.51.100.99"
+		client := env.Lab.Client()
+		ruleset := `table inet ironlb-down { chain in { type filter hook input priority 0; ip daddr ` + downIP + ` tcp dport 7946 drop; ip daddr ` + downIP + ` udp dport 7946 drop; }
+}`
+		if out, err := client.Exec(t.Context(), "ip", "addr", "add", downIP+"/25", "dev", netlab.Iface); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if out, err := client.Exec(t.Context(), "nft", ruleset); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		down := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "down"}, Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
+			{Type: v1.NodeInternalIP, Address: downIP}}}}
+		if _, err := env.Client.CoreV1().Nodes().Create(t.Context(), down, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx := context.Background()
+			_ = env.Client.CoreV1().Nodes().Delete(ctx, "down", metav1.DeleteOptions{})
+			_, _ = client.Exec(ctx, "nft", "delete", "table", "inet", "ironlb-down")
+			_, _ = client.Exec(ctx, "ip", "addr", "del", downIP+"/25", "dev", netlab.Iface)
+		})
+		var vips []netip.Addr
+		for i := range 3 {
+			vips = append(vips, create(t, env, lbService(fmt.Sprintf("rolling-%d", i))))
+		}
+		for _, vip := range vips {
+			waitAnswering(t, env, vip, anyNode)
+		}
+		// As a DaemonSet rolls: SIGTERM, the new one started, the next
+		// node only once it is ready.
+		for _, n := range env.Lab.Nodes() {
+			var watches []*gapWatch
+			for _, vip := range vips {
+				watches = append(watches, watchGaps(t, vip, arpAnswered(env, vip)))
+			}
+			_ = env.Speaker(n.Name).Signal(syscall.SIGTERM)
+			waitExit(t, env.Speaker(n.Name))
+			if err := env.StartSpeaker(t.Context(), n.Name); err != nil {
+				t.Fatal(err)
+			}
+			if err := env.WaitConverged(t.Context(), takeoverTimeout); err != nil {
+				t.Fatalf("speakers did not converge after restarting %s: %v", n.Name, err)
+			}
+			// The bound is twice the failover goal: what this catches is a
+			// restarted speaker elected seconds before it announces.
+			for i, w := range watches {
+				w.check(t, fmt.Sprintf("%s restarted: %s", n.Name, vips[i]), 2*time.Second)
+			}
+		}
+	})
+
 	t.Run("memberlist port blocked on one node: one owner per address, no restart", func(t *testing.T) {
 		var vips []netip.Addr
 		for i := range 6 {

@@ -1,0 +1,78 @@
+package announcer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/config"
+)
+
+// joiningMembers answers a join to live at once and holds a join to dead
+// until release is closed, as a join to a node that is down waits out a TCP
+// timeout.
+type joiningMembers struct {
+	fakeMembers
+	live, dead string
+	release    chan struct{}
+}
+
+func (j *joiningMembers) Join(addrs []string) (int, error) {
+	joined := 0
+	for _, a := range addrs {
+		switch a {
+		case j.dead:
+			<-j.release
+		case j.live:
+			j.mu.Lock()
+			j.members = append(j.members, membership.Member{Name: "live", Meta: lanMeta(), MetaKnown: true})
+			j.mu.Unlock()
+			joined++
+		}
+	}
+	return joined, nil
+}
+
+func nodeWithIP(name, ip string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: ip}}}}
+}
+
+// TestJoinDoesNotWaitForADeadNode: a starting speaker announces as soon as
+// one speaker answers, while its join to a node that is down still hangs.
+func TestJoinDoesNotWaitForADeadNode(t *testing.T) {
+	members := &joiningMembers{
+		fakeMembers: fakeMembers{members: []membership.Member{{Name: "self", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})},
+		live:        "198.51.100.12", dead: "198.51.100.99",
+		release: make(chan struct{}),
+	}
+	client := fake.NewClientset(nodeWithIP("self", "198.51.100.11"), nodeWithIP("dead", members.dead), nodeWithIP("live", members.live))
+	s := NewSpeaker(client, members, SpeakerOptions{
+		NodeName: "self", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
+		JoinGrace: time.Hour, // only a join may make it ready here
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.joinLoop(ctx) }()
+	t.Cleanup(func() {
+		close(members.release)
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the speaker waited for the join to the dead node before announcing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
