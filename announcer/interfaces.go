@@ -41,7 +41,11 @@ func LocalMeta() (membership.Meta, error) {
 				continue
 			}
 			prefix, err := netip.ParsePrefix(ipnet.String())
-			if err != nil || prefix.Addr().IsLinkLocalUnicast() {
+			// A host address (/32, /128) puts no subnet on the interface:
+			// it is a VIP (vip mode adds its addresses so), and publishing
+			// those would make a node that holds many overflow its meta
+			// and look eligible for exactly the addresses it holds.
+			if err != nil || prefix.Addr().IsLinkLocalUnicast() || prefix.IsSingleIP() {
 				continue
 			}
 			prefixes = append(prefixes, prefix.Masked().String())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -59,6 +60,31 @@ type Config struct {
 // address without asking them.
 type Meta struct {
 	Interfaces map[string][]string `json:"if"`
+}
+
+// encode returns meta's encoding within limit bytes: when the whole does
+// not fit, interfaces are left out, the last by name first, and named.
+func (meta Meta) encode(limit int) ([]byte, []string, error) {
+	names := slices.Sorted(maps.Keys(meta.Interfaces))
+	var dropped []string
+	for {
+		data, err := json.Marshal(meta)
+		if err != nil || len(data) <= limit || len(names) == 0 {
+			if err == nil && len(data) > limit {
+				err = fmt.Errorf("membership: node meta is %d bytes, over memberlist's limit of %d", len(data), limit)
+			}
+			slices.Reverse(dropped)
+			return data, dropped, err
+		}
+		last := names[len(names)-1]
+		names = names[:len(names)-1]
+		dropped = append(dropped, last)
+		trimmed := make(map[string][]string, len(names))
+		for _, n := range names {
+			trimmed[n] = meta.Interfaces[n]
+		}
+		meta = Meta{Interfaces: trimmed}
+	}
 }
 
 // Member is an alive member as others see it.
@@ -218,12 +244,15 @@ func (m *Members) notify() {
 }
 
 func (m *Members) setMeta(meta Meta) error {
-	data, err := json.Marshal(meta)
+	data, dropped, err := meta.encode(memberlist.MetaMaxSize)
 	if err != nil {
 		return err
 	}
-	if len(data) > memberlist.MetaMaxSize {
-		return fmt.Errorf("membership: node meta is %d bytes, over memberlist's limit of %d", len(data), memberlist.MetaMaxSize)
+	if len(dropped) > 0 {
+		// Better a node that cannot announce on some interfaces, and says
+		// so, than one that cannot start or update at all.
+		klog.ErrorS(nil, "Interfaces left out of this node's published meta: it is over memberlist's limit; addresses on their subnets are announced by other nodes only",
+			"limit", memberlist.MetaMaxSize, "interfaces", dropped)
 	}
 	m.mu.Lock()
 	m.meta = data

@@ -2,11 +2,15 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -133,4 +137,32 @@ func TestStartValidates(t *testing.T) {
 	if _, err := Start(Config{SecretKey: testKey}); err == nil {
 		t.Error("no error without a node name")
 	}
+}
+
+// TestMetaFitsTheLimit: a node with more interfaces and prefixes than fit
+// in memberlist's meta publishes what fits and names what it left out,
+// instead of failing to start.
+func TestMetaFitsTheLimit(t *testing.T) {
+	small := Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.0/25"}}}
+	if data, dropped, err := small.encode(memberlist.MetaMaxSize); err != nil || len(dropped) != 0 || len(data) == 0 {
+		t.Errorf("small meta: %d bytes, dropped %v, %v", len(data), dropped, err)
+	}
+	big := Meta{Interfaces: map[string][]string{}}
+	for i := range 40 {
+		big.Interfaces[fmt.Sprintf("vlan%02d", i)] = []string{fmt.Sprintf("198.51.100.%d/30", 4*i)}
+	}
+	data, dropped, err := big.encode(memberlist.MetaMaxSize)
+	if err != nil || len(data) > memberlist.MetaMaxSize {
+		t.Fatalf("big meta: %d bytes, %v", len(data), err)
+	}
+	if len(dropped) == 0 || dropped[len(dropped)-1] != "vlan39" || slices.Contains(dropped, "vlan00") {
+		t.Errorf("dropped %v, want the last interfaces by name", dropped)
+	}
+	var back Meta
+	if err := json.Unmarshal(data, &back); err != nil || len(back.Interfaces)+len(dropped) != 40 {
+		t.Errorf("published %d interfaces and dropped %d of 40 (%v)", len(back.Interfaces), len(dropped), err)
+	}
+	// And a member starts with it.
+	m, _ := startMember(t, "big", big)
+	_ = m.Leave(context.Background())
 }

@@ -126,6 +126,20 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	countGratuitous := func(iface string, family neighbor.Family) {
+		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
+	}
+	l2 := layer2.New(layer2.Options{OnGratuitous: countGratuitous})
+	vips, err := vip.New(ctx, vip.Options{FallbackInterface: o.vipFallbackInterface, OnGratuitous: countGratuitous})
+	if err != nil {
+		return fmt.Errorf("vip mode: %w", err)
+	}
+	// A killed predecessor cannot have removed its addresses. Removed
+	// first, before the API is reached and this node joins: its kernel must
+	// not go on answering for addresses others own now.
+	if err := vips.Cleanup(ctx); err != nil {
+		klog.ErrorS(err, "Removing addresses left by a previous run failed")
+	}
 	restConfig, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -153,18 +167,6 @@ func run(ctx context.Context, o *options) error {
 	})
 	if err != nil {
 		return err
-	}
-	countGratuitous := func(iface string, family neighbor.Family) {
-		announcer.GratuitousPackets.WithLabelValues(iface, string(family)).Inc()
-	}
-	l2 := layer2.New(layer2.Options{OnGratuitous: countGratuitous})
-	vips, err := vip.New(ctx, vip.Options{FallbackInterface: o.vipFallbackInterface, OnGratuitous: countGratuitous})
-	if err != nil {
-		return fmt.Errorf("vip mode: %w", err)
-	}
-	// A killed predecessor cannot have removed its addresses.
-	if err := vips.Cleanup(ctx); err != nil {
-		klog.ErrorS(err, "Removing addresses left by a previous run failed")
 	}
 	// The BGP speaker and the controller refer to each other: BGP asks which
 	// pool an address is in and reports sessions; the controller configures

@@ -419,7 +419,7 @@ func TestLayer2(t *testing.T) {
 		// A Node whose InternalIP is on the LAN but drops the memberlist
 		// port silently (a hung machine, a firewall): a join to it waits
 		// out the connect timeout. The client's namespace plays it.
-		const downIP = "198.51.100.99"
+		const downIP = "198.51.100.120" // no lab host has it
 		client := env.Lab.Client()
 		ruleset := `table inet ironlb-down { chain in { type filter hook input priority 0; ip daddr ` + downIP + ` tcp dport 7946 drop; ip daddr ` + downIP + ` udp dport 7946 drop; }
 }`

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -103,6 +104,42 @@ func TestVIP(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitHolders(t, env, "lo", routed, func(h []string) bool { return len(h) == 0 })
+	})
+
+	t.Run("26 addresses on one node, kill -9: it restarts (its meta never overflows) and takes them back", func(t *testing.T) {
+		// 26 host addresses would not fit in memberlist's 512-byte meta
+		// (198.51.100.127 is the LAN's broadcast address).
+		many := vipConfig + `- name: many
+  addresses: [198.51.100.101-198.51.100.126]
+  mode: vip
+  autoAssign: false
+  nodeSelector: {matchLabels: {edge: "true"}}
+`
+		if err := framework.ApplyConfig(t.Context(), env.Client, many); err != nil {
+			t.Fatal(err)
+		}
+		labelNode(t, env, "n1", "true")
+		var vips []netip.Addr
+		for i := range 26 {
+			name := fmt.Sprintf("many-%d", i)
+			vips = append(vips, create(t, env, lbService(name, func(s *v1.Service) { s.Annotations["ironlb.io/pool"] = "many" })))
+			t.Cleanup(func() {
+				_ = env.Client.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+			})
+		}
+		onN1 := func(h []string) bool { return len(h) == 1 && h[0] == "n1" }
+		for _, vip := range vips {
+			waitHolders(t, env, "eth0", vip, onN1)
+		}
+		restartSpeaker(t, env, "n1") // kill -9, start, wait until converged
+		for _, vip := range vips {
+			waitHolders(t, env, "eth0", vip, onN1)
+		}
+		waitAnswering(t, env, vips[25], func(n string) bool { return n == "n1" })
+		labelNode(t, env, "n1", "")
+		if err := framework.ApplyConfig(t.Context(), env.Client, vipConfig); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("config deleted: the address stays on its node until released", func(t *testing.T) {
