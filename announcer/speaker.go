@@ -147,6 +147,11 @@ type Speaker struct {
 	bgpApplied    *bgpInputs
 	bgpFailed     *bgpInputs
 	bgpRetryDelay time.Duration
+	// metaMissingSince is when each member without known meta was first
+	// seen so; metaGaveUp those elected without after metaWait. Only the
+	// sync goroutine uses them.
+	metaMissingSince map[string]time.Time
+	metaGaveUp       map[string]bool
 	// mark and down settle memberlist partitions (partition.go).
 	mark *mark
 	down *standingDown
@@ -229,9 +234,11 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced, keptInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
-		kept:         &config.Kept{},
-		announced:    map[netip.Addr]announcement{},
-		nodesChanged: make(chan struct{}, 1),
+		kept:             &config.Kept{},
+		metaMissingSince: map[string]time.Time{},
+		metaGaveUp:       map[string]bool{},
+		announced:        map[netip.Addr]announcement{},
+		nodesChanged:     make(chan struct{}, 1),
 	}
 	enqueue := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.queue.Add(syncKey) },
@@ -339,19 +346,17 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	alive := s.members.Alive()
-	memberCount.Set(float64(len(alive)))
-	for _, m := range alive {
-		if !m.MetaKnown {
-			// Electing without a member's interfaces would pick an owner
-			// that changes a moment later; its meta is on the way.
-			klog.V(2).InfoS("Waiting for a member's interfaces before electing", "member", m.Name)
-			s.queue.AddAfter(syncKey, 100*time.Millisecond)
-			return nil
-		}
+	members := s.members.Alive()
+	memberCount.Set(float64(len(members)))
+	alive, waiting := s.withKnownMeta(members, time.Now())
+	if waiting {
+		s.queue.AddAfter(syncKey, 100*time.Millisecond)
+		return nil
 	}
-	names := make([]string, len(alive))
-	for i, m := range alive {
+	// Membership (reported, and compared across a partition) counts every
+	// member; only the election leaves out one without interfaces.
+	names := make([]string, len(members))
+	for i, m := range members {
 		names[i] = m.Name
 	}
 	slices.Sort(names)
@@ -399,6 +404,47 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.recordChanges(services, want)
 	return errors.Join(errs...)
+}
+
+// metaWait bounds how long elections wait for a member's interfaces.
+const metaWait = 2 * time.Second
+
+// withKnownMeta returns the members to elect among. Electing without a
+// member's interfaces would pick an owner that changes a moment later, so
+// while a member's meta is on the way the election waits (waiting is true);
+// but one whose meta never arrives (unreadable, or dropped on the way) must
+// not pause every election: after metaWait it is left out, and said so.
+func (s *Speaker) withKnownMeta(alive []membership.Member, now time.Time) ([]membership.Member, bool) {
+	known := alive[:0:0]
+	waiting := false
+	seen := map[string]bool{}
+	for _, m := range alive {
+		if m.MetaKnown {
+			known = append(known, m)
+			continue
+		}
+		seen[m.Name] = true
+		since, ok := s.metaMissingSince[m.Name]
+		if !ok {
+			s.metaMissingSince[m.Name] = now
+			since = now
+		}
+		switch {
+		case now.Sub(since) < metaWait:
+			klog.V(2).InfoS("Waiting for a member's interfaces before electing", "member", m.Name)
+			waiting = true
+		case !s.metaGaveUp[m.Name]:
+			s.metaGaveUp[m.Name] = true
+			klog.ErrorS(nil, "A member's interfaces never arrived; electing without it until they do", "member", m.Name, "waited", metaWait)
+		}
+	}
+	for name := range s.metaMissingSince {
+		if !seen[name] {
+			delete(s.metaMissingSince, name)
+			delete(s.metaGaveUp, name)
+		}
+	}
+	return known, waiting
 }
 
 // announces decides whether this node announces ip, and on which interface

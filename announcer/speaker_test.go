@@ -329,3 +329,40 @@ func TestAddressesOfOnlyTheServicesIronLBServes(t *testing.T) {
 		})
 	}
 }
+
+// TestMemberWithoutMetaDoesNotPauseElections: elections wait a moment for a
+// member's interfaces, but one whose meta never arrives is left out after
+// metaWait instead of pausing every election.
+func TestMemberWithoutMetaDoesNotPauseElections(t *testing.T) {
+	s := &Speaker{metaMissingSince: map[string]time.Time{}, metaGaveUp: map[string]bool{}}
+	members := []membership.Member{
+		{Name: "node-1", Meta: lanMeta(), MetaKnown: true},
+		{Name: "node-2"}, // its meta never arrives
+	}
+	start := time.Now()
+	steps := []struct {
+		after       time.Duration
+		wantWaiting bool
+		wantElect   int
+	}{
+		{0, true, 1},
+		{metaWait / 2, true, 1},
+		{metaWait, false, 1},
+		{10 * metaWait, false, 1},
+	}
+	for _, step := range steps {
+		got, waiting := s.withKnownMeta(members, start.Add(step.after))
+		if waiting != step.wantWaiting || len(got) != step.wantElect || got[0].Name != "node-1" {
+			t.Errorf("after %v: electing among %v, waiting %v; want %d member(s), waiting %v", step.after, got, waiting, step.wantElect, step.wantWaiting)
+		}
+	}
+	// Its meta arrives: it is elected again, and a later loss waits anew.
+	members[1] = membership.Member{Name: "node-2", Meta: lanMeta(), MetaKnown: true}
+	if got, waiting := s.withKnownMeta(members, start.Add(11*metaWait)); waiting || len(got) != 2 {
+		t.Errorf("with its meta: electing among %v, waiting %v", got, waiting)
+	}
+	members[1].MetaKnown = false
+	if _, waiting := s.withKnownMeta(members, start.Add(12*metaWait)); !waiting {
+		t.Error("a member whose meta went missing again was not waited for")
+	}
+}
