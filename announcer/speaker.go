@@ -178,6 +178,10 @@ type announcement struct {
 	// invalid ironlb-config, or a pool shrunk below the address).
 	pool     string
 	fromKept bool
+	// unserved are the services with externalTrafficPolicy Local holding
+	// the address that have no ready endpoint on this node, when no node
+	// has one of each.
+	unserved []string
 }
 
 // The queue's keys: syncKey recomputes everything; bgpKey only retries a
@@ -378,9 +382,10 @@ func (s *Speaker) sync(ctx context.Context) error {
 		if standDown && pool.Mode != config.ModeBGP {
 			continue
 		}
-		if iface, ok := s.announces(ip, pool, s.candidates(ip, pool, holders, alive)); ok {
+		candidates := s.candidates(ip, pool, holders, alive)
+		if iface, ok := s.announces(ip, pool, candidates); ok {
 			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders),
-				pool: pool.Name, fromKept: layer > 0 || !currentValid}
+				pool: pool.Name, fromKept: layer > 0 || !currentValid, unserved: unservedBy(candidates, s.opts.NodeName)}
 		}
 	}
 	if err := s.configureBGP(ctx, layers.BGP(bgpLayers), false); err != nil {
@@ -479,57 +484,84 @@ func (s *Speaker) announces(ip netip.Addr, pool *config.Pool, candidates []candi
 }
 
 // candidate is an alive node that may announce an address, with the
-// interface it would use ("" when it has none for the address).
+// interface it would use ("" when it has none for the address) and the
+// services with externalTrafficPolicy Local holding the address that have
+// no ready endpoint on it.
 type candidate struct {
 	name, iface string
+	unserved    []string
 }
 
 // candidates are the alive nodes that may announce ip: selected by the
-// pool's nodeSelector and, for services with externalTrafficPolicy Local,
-// holding a ready endpoint.
+// pool's nodeSelector and, when services with externalTrafficPolicy Local
+// hold it, with a ready endpoint of as many of them as any node has. Traffic
+// for a Local service reaching a node without its endpoint is dropped, so a
+// node serving every holder is preferred; but services sharing an address
+// can have their endpoints on disjoint nodes, and then the address goes to
+// the nodes serving the most of them rather than to none. Each candidate
+// names the Local holders it does not serve.
 func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Service, alive []membership.Member) []candidate {
+	var local []*v1.Service
+	var readyNodes []map[string]bool
+	for _, svc := range holders {
+		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+			local = append(local, svc)
+			readyNodes = append(readyNodes, s.readyNodes(svc))
+		}
+	}
 	var out []candidate
+	best := 1
+	if len(local) == 0 {
+		best = 0
+	}
 	for _, m := range alive {
 		node, err := s.nodes.Get(m.Name)
 		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
 			continue
 		}
-		if !s.hasLocalEndpoints(m.Name, holders) {
+		var unserved []string
+		for i, svc := range local {
+			if !readyNodes[i][m.Name] {
+				unserved = append(unserved, svc.Namespace+"/"+svc.Name)
+			}
+		}
+		served := len(local) - len(unserved)
+		if served < best {
 			continue
 		}
-		out = append(out, candidate{name: m.Name, iface: interfaceFor(ip, pool.Interfaces, m.Meta)})
+		if served > best {
+			best, out = served, out[:0]
+		}
+		out = append(out, candidate{name: m.Name, iface: interfaceFor(ip, pool.Interfaces, m.Meta), unserved: unserved})
 	}
 	return out
 }
 
-// hasLocalEndpoints is true unless a service with externalTrafficPolicy
-// Local has no ready endpoint on node: traffic reaching such a node would be
-// dropped.
-func (s *Speaker) hasLocalEndpoints(node string, holders []*v1.Service) bool {
-	for _, svc := range holders {
-		if svc.Spec.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal {
-			continue
-		}
-		slices, err := s.slices.EndpointSlices(svc.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name}))
-		if err != nil {
-			return false
-		}
-		if !readyOn(node, slices) {
-			return false
+// unservedBy names the Local holders node does not serve, among candidates.
+func unservedBy(candidates []candidate, node string) []string {
+	for _, c := range candidates {
+		if c.name == node {
+			return c.unserved
 		}
 	}
-	return true
+	return nil
 }
 
-func readyOn(node string, slices []*discoveryv1.EndpointSlice) bool {
+// readyNodes are the nodes with a ready endpoint of svc.
+func (s *Speaker) readyNodes(svc *v1.Service) map[string]bool {
+	nodes := map[string]bool{}
+	slices, err := s.slices.EndpointSlices(svc.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name}))
+	if err != nil {
+		return nodes
+	}
 	for _, sl := range slices {
 		for _, ep := range sl.Endpoints {
-			if ep.NodeName != nil && *ep.NodeName == node && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-				return true
+			if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+				nodes[*ep.NodeName] = true
 			}
 		}
 	}
-	return false
+	return nodes
 }
 
 // Ready reports whether the speaker serves: its caches are synced and it has
@@ -896,6 +928,7 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 		}
 	}
 	s.reportKept(byKey, before, want)
+	s.reportUnserved(byKey, before, want)
 	for ip, a := range before {
 		if _, still := want[ip]; !still {
 			ownershipChanges.WithLabelValues("released").Inc()
@@ -936,6 +969,30 @@ func (s *Speaker) reportKept(byKey map[string]*v1.Service, before, want map[neti
 		}
 	}
 	keptAddresses.Set(float64(n))
+}
+
+// reportUnserved warns, once per change, the services sharing an address
+// with externalTrafficPolicy Local whose traffic this node drops: no node
+// has a ready endpoint of every service holding the address, and this one
+// serves the most of them.
+func (s *Speaker) reportUnserved(byKey map[string]*v1.Service, before, want map[netip.Addr]announcement) {
+	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+		a := want[ip]
+		if len(a.unserved) == 0 {
+			continue
+		}
+		if prev, had := before[ip]; had && slices.Equal(prev.unserved, a.unserved) {
+			continue
+		}
+		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
+		for _, key := range a.unserved {
+			if svc := byKey[key]; svc != nil {
+				s.recorder.Eventf(svc, v1.EventTypeWarning, "NoLocalEndpoint",
+					"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
+					ip, s.opts.NodeName)
+			}
+		}
+	}
 }
 
 // addressesOf maps every load-balancer address of the services ironlb serves

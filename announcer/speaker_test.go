@@ -178,6 +178,28 @@ func TestSpeakerElection(t *testing.T) {
 			t.Errorf("Local service with no ready endpoint announced by %v", by)
 		}
 	})
+	t.Run("sharing with Local endpoints: a node serving every holder, else the most", func(t *testing.T) {
+		objs := append(append([]runtime.Object{}, base...), lbWithIP("a", "203.0.113.60", true), lbWithIP("b", "203.0.113.60", true),
+			slice("a", "node-1", true), slice("b", "node-3", true))
+		// Disjoint: one of the two nodes, never none.
+		if by := announcedBy(t, objs, nodes)["203.0.113.60"]; len(by) != 1 || by[0] == "node-2" {
+			t.Errorf("disjoint endpoints: announced by %v, want node-1 or node-3", by)
+		}
+		// node-1 serves both: node-1.
+		objs = append(objs, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "b-node-1", Labels: map[string]string{discoveryv1.LabelServiceName: "b"}},
+			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.251"}, NodeName: ptr.To("node-1"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		})
+		if by := fmt.Sprint(announcedBy(t, objs, nodes)["203.0.113.60"]); by != "[node-1]" {
+			t.Errorf("node-1 serves both: announced by %s, want [node-1]", by)
+		}
+		// A Cluster holder beside a Local one: the Local one's node.
+		objs = append(append([]runtime.Object{}, base...), lbWithIP("a", "203.0.113.61", true), lbWithIP("c", "203.0.113.61", false),
+			slice("a", "node-2", true))
+		if by := fmt.Sprint(announcedBy(t, objs, nodes)["203.0.113.61"]); by != "[node-2]" {
+			t.Errorf("Local beside Cluster: announced by %s, want [node-2]", by)
+		}
+	})
 	t.Run("addresses in no pool are not announced", func(t *testing.T) {
 		if got := announcedBy(t, append(base, lbWithIP("x", "198.51.100.7", false)), nodes); len(got) != 0 {
 			t.Errorf("announced %v", got)

@@ -340,6 +340,44 @@ func TestLayer2(t *testing.T) {
 		}
 	})
 
+	t.Run("sharing with externalTrafficPolicy Local, endpoints on disjoint nodes: announced from one of them", func(t *testing.T) {
+		shared := func(name string, port int32) *v1.Service {
+			return lbService(name, func(s *v1.Service) {
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+				s.Spec.Ports[0].Port = port
+				s.Annotations[config.AnnotationAllowSharedIP] = "local-pair"
+				s.Annotations[config.AnnotationLoadBalancerIPs] = "203.0.113.98"
+			})
+		}
+		// One service's endpoint on n1, the other's on n3: no node serves
+		// both. Before, no node announced the address at all.
+		setEndpoints(t, env, "pair-a", "n1")
+		setEndpoints(t, env, "pair-b", "n3")
+		vip := create(t, env, shared("pair-a", labenv.HTTPPort))
+		if got := create(t, env, shared("pair-b", labenv.HTTPPort+1)); got != vip {
+			t.Fatalf("pair-b got %s, want the shared %s", got, vip)
+		}
+		owner := waitAnswering(t, env, vip, func(n string) bool { return n == "n1" || n == "n3" })
+		if macs := arpingMACs(t, env, vip); len(macs) != 1 || env.NodeByMAC(macs[0]) != owner {
+			t.Errorf("ARP answers %v, want only %s's MAC", macs, owner)
+		}
+		// The service whose endpoint is elsewhere is told.
+		unserved := map[string]string{"n1": "pair-b", "n3": "pair-a"}[owner]
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", unserved, "NoLocalEndpoint", owner+" announces it for the others", ipTimeout); err != nil {
+			t.Error(err)
+		}
+		// An endpoint of both on n2: n2 alone.
+		setEndpoints(t, env, "pair-a", "n2")
+		setEndpoints(t, env, "pair-b", "n2")
+		waitAnswering(t, env, vip, func(n string) bool { return n == "n2" })
+		for _, name := range []string{"pair-a", "pair-b"} {
+			setEndpoints(t, env, name, "")
+			if err := env.Client.CoreV1().Services("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
 	t.Run("config change moves ownership with no restart", func(t *testing.T) {
 		vip := create(t, env, lbService("edge", func(s *v1.Service) { s.Annotations["ironlb.io/pool"] = "l2-edge" }))
 		labelNode(t, env, "n1", "true")
