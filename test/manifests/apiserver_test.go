@@ -350,7 +350,7 @@ func checkCanI(t *testing.T, kubeconfig, user string, must, mustNot []probe) {
 const rbacPoolConfig = `
 pools:
 - name: rbac
-  addresses: [192.0.2.10-192.0.2.20]
+  addresses: [203.0.113.210-203.0.113.220]
   namespaceSelector:
     matchLabels: {ironlb-test: allowed}
 `
@@ -431,7 +431,7 @@ func runCCMUnderRBAC(t *testing.T, cp *framework.ControlPlane) {
 	// A node registered by a kubelet with --cloud-provider=external.
 	node := &v1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{v1.LabelHostname: "fresh"},
-			Annotations: map[string]string{cloudproviderapi.AnnotationAlphaProvidedIPAddr: "192.0.2.77"}},
+			Annotations: map[string]string{cloudproviderapi.AnnotationAlphaProvidedIPAddr: "198.51.100.77"}},
 		Spec: v1.NodeSpec{Taints: []v1.Taint{{Key: cloudproviderapi.TaintExternalCloudProvider, Value: "true", Effect: v1.TaintEffectNoSchedule}}},
 	}
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
@@ -449,7 +449,7 @@ func runCCMUnderRBAC(t *testing.T, cp *framework.ControlPlane) {
 		}
 		hasIP := false
 		for _, a := range n.Status.Addresses {
-			hasIP = hasIP || (a.Type == v1.NodeInternalIP && a.Address == "192.0.2.77")
+			hasIP = hasIP || (a.Type == v1.NodeInternalIP && a.Address == "198.51.100.77")
 		}
 		return n.Spec.ProviderID == "ironlb://fresh" && hasIP, nil
 	})
