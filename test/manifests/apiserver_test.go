@@ -98,6 +98,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	t.Run("pod security", func(t *testing.T) { checkPodSecurity(t, cp.Client) })
 	t.Run("rbac ironlb-ccm", func(t *testing.T) { checkCanI(t, kc, ccmSA, ccmMust, ccmMustNot) })
 	t.Run("rbac ironlb-speaker", func(t *testing.T) { checkCanI(t, kc, speakerSA, speakerMust, speakerMustNot) })
+	t.Run("speakers write only their own SpeakerStatus", func(t *testing.T) { checkSpeakerStatusPolicy(t, cp) })
 	t.Run("ironlb-ccm runs under its RBAC", func(t *testing.T) { runCCMUnderRBAC(t, cp) })
 }
 

@@ -1,0 +1,108 @@
+package manifests
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/test/framework"
+)
+
+// nodeNameExtra is where a projected ServiceAccount token names the Pod's
+// node.
+const nodeNameExtra = "authentication.kubernetes.io/node-name"
+
+// checkSpeakerStatusPolicy: with the install's ValidatingAdmissionPolicy, a
+// speaker's token (impersonated, with the node-name claim a kubelet-issued
+// token carries) writes its own node's SpeakerStatus, marks a Running one
+// Unreachable, and nothing else.
+func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
+	ctx := t.Context()
+	admin := dynamic.NewForConfigOrDie(cp.RESTConfig).Resource(v1alpha1.SpeakerStatusResource)
+	as := func(node string) dynamic.ResourceInterface {
+		cfg := rest.CopyConfig(cp.RESTConfig)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: speakerSA, Groups: saGroups}
+		if node != "" {
+			cfg.Impersonate.Extra = map[string][]string{nodeNameExtra: {node}}
+		}
+		return dynamic.NewForConfigOrDie(cfg).Resource(v1alpha1.SpeakerStatusResource)
+	}
+	status := func(name string, state v1alpha1.SpeakerState, markedBy string, announced bool) *v1alpha1.SpeakerStatus {
+		s := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.SpeakerStatusStatus{State: state, MarkedBy: markedBy, UpdateTime: metav1.Now()}}
+		if announced {
+			s.Status.Announcements = []v1alpha1.Announcement{{IP: "203.0.113.10", Mode: "layer2", Interface: "eth0", Services: []string{"app/web"}, Since: metav1.Now()}}
+			s.Status.MemberNames, s.Status.Members = []string{name}, 1
+		}
+		return s
+	}
+	// write creates s, or updates it to s over what is there.
+	write := func(client dynamic.ResourceInterface, s *v1alpha1.SpeakerStatus) error {
+		u, err := v1alpha1.ToUnstructured(s)
+		if err != nil {
+			return err
+		}
+		current, err := admin.Get(ctx, s.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = client.Create(ctx, u, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		u.SetResourceVersion(current.GetResourceVersion())
+		_, err = client.Update(ctx, u, metav1.UpdateOptions{})
+		return err
+	}
+	refusedByPolicy := func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy") && strings.Contains(err.Error(), "status-own-node")
+	}
+
+	// A new policy takes a moment to be enforced: wait until it refuses n1
+	// creating n2's object, removing what got through before.
+	waitFor(t, "the SpeakerStatus policy to be enforced", 30*time.Second, func(ctx context.Context) (bool, error) {
+		err := write(as("n1"), status("n2", v1alpha1.SpeakerRunning, "", true))
+		if err == nil {
+			_ = admin.Delete(ctx, "n2", metav1.DeleteOptions{})
+		}
+		return refusedByPolicy(err), nil
+	})
+
+	steps := []struct {
+		what    string
+		client  dynamic.ResourceInterface
+		status  *v1alpha1.SpeakerStatus
+		allowed bool
+	}{
+		{"n1 creates its own object", as("n1"), status("n1", v1alpha1.SpeakerRunning, "", true), true},
+		{"n1 updates its own object", as("n1"), status("n1", v1alpha1.SpeakerRunning, "", false), true},
+		{"a token without a node name writes anything", as(""), status("n1", v1alpha1.SpeakerRunning, "", true), false},
+		{"n2's own object, created by an admin", admin, status("n2", v1alpha1.SpeakerRunning, "", true), true},
+		{"n1 rewrites n2's announcements", as("n1"), status("n2", v1alpha1.SpeakerRunning, "", false), false},
+		{"n1 marks n2 Unreachable with announcements left", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", true), false},
+		{"n1 marks n2 Unreachable in n3's name", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n3", false), false},
+		{"n1 marks n2 Unreachable, emptied, by itself", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", false), true},
+		{"n1 marks n2 again once it is no longer Running", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", false), false},
+		{"n2 writes its own object back", as("n2"), status("n2", v1alpha1.SpeakerRunning, "", true), true},
+		{"n1 creates n3's object", as("n1"), status("n3", v1alpha1.SpeakerRunning, "", false), false},
+	}
+	for _, s := range steps {
+		err := write(s.client, s.status)
+		switch {
+		case s.allowed && err != nil:
+			t.Errorf("%s: refused: %v", s.what, err)
+		case !s.allowed && !refusedByPolicy(err):
+			t.Errorf("%s: want refused by the policy, got %v", s.what, err)
+		}
+	}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		_ = admin.Delete(context.Background(), name, metav1.DeleteOptions{})
+	}
+}
