@@ -220,7 +220,11 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	cmInformer := cmFactory.Core().V1().ConfigMaps()
 	keptInformer := keptFactory.Core().V1().ConfigMaps()
 
-	broadcaster := record.NewBroadcaster()
+	// client-go's spam filter lets 25 Events per object through, then one
+	// per 5 min: on a node whose BGP sessions flapped a few times, the next
+	// BGPSessionDown would be lost. 100 leaves room for a few dozen
+	// flaps of every peer.
+	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100}))
 	broadcaster.StartStructuredLogging(3)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	s := &Speaker{
@@ -801,6 +805,9 @@ func (s *Speaker) BGPSessionChanged(peer string, up bool, reason string) {
 	bgpSessionUp.WithLabelValues(peer, s.opts.NodeName).Set(value)
 	klog.InfoS("BGP session changed", "peer", peer, "up", up, "reason", reason)
 	s.reportSession(peer, up, reason)
+	if reason == bgp.ReasonConnecting {
+		return // a peer just configured is connecting, not down: no Warning
+	}
 	s.nodeEvent(eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
 }
 

@@ -211,7 +211,10 @@ func sessionDownEvents(ctx context.Context, env *labenv.Env, node string) (map[s
 	}
 	counts := map[string]int32{}
 	for _, e := range list.Items {
-		counts[e.Message] += max(e.Count, 1)
+		// Past 10 similar Events, client-go's aggregator records them as
+		// one, its message prefixed.
+		msg := strings.TrimPrefix(e.Message, "(combined from similar events): ")
+		counts[msg] += max(e.Count, 1)
 	}
 	return counts, nil
 }
