@@ -265,6 +265,26 @@ func (c *ControlPlane) WriteUserKubeconfig(path, user string, groups ...string) 
 	return writeKubeconfig(path, c.URL, c.ca.certPEM, user, kp)
 }
 
+// WriteTokenLikeKubeconfig writes a kubeconfig (mode 0600) that acts as user
+// in groups with extra, as a Pod's projected ServiceAccount token does: its
+// authentication.kubernetes.io/node-name names the Pod's node, which a client
+// certificate cannot carry. It authenticates as an administrator and
+// impersonates, so RBAC and admission see user, groups and extra.
+func (c *ControlPlane) WriteTokenLikeKubeconfig(path, user string, groups []string, extra map[string][]string) error {
+	kp, err := c.ca.issueClient("ironlb-test-impersonator", "system:masters")
+	if err != nil {
+		return err
+	}
+	const name = "ironlb-test"
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: c.URL, CertificateAuthorityData: c.ca.certPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: kp.CertPEM, ClientKeyData: kp.KeyPEM,
+		Impersonate: user, ImpersonateGroups: groups, ImpersonateUserExtra: extra}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
+	cfg.CurrentContext = name
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
 func (c *ControlPlane) path(elem ...string) string {
 	return filepath.Join(append([]string{c.Dir}, elem...)...)
 }

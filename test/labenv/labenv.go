@@ -43,6 +43,9 @@ type Options struct {
 	DualStack bool
 	// SpeakerArgs are appended to every speaker's flags.
 	SpeakerArgs []string
+	// SpeakerKubeconfig, when set, names each node's speaker's kubeconfig
+	// (default: the control plane's administrator).
+	SpeakerKubeconfig func(node string) string
 	// SpeakerCapabilities are the only capabilities speakers run with, as
 	// the DaemonSet grants them (setpriv names, e.g. "net_raw"). Default
 	// net_raw: all layer2 needs.
@@ -252,7 +255,7 @@ func (e *Env) StartSpeaker(ctx context.Context, node string) error {
 	args := append([]string{
 		"--bounding-set=" + keep, "--inh-caps=" + keep, "--no-new-privs",
 		filepath.Join(e.binDir, "ironlb-speaker"),
-		"--kubeconfig=" + e.CP.Kubeconfig,
+		"--kubeconfig=" + e.speakerKubeconfig(node),
 		"--node-name=" + node,
 		"--memberlist-key-file=" + e.keyFile,
 		"--memberlist-bind-address=" + host.IPv4.String(),
@@ -267,6 +270,13 @@ func (e *Env) StartSpeaker(ctx context.Context, node string) error {
 	e.speakers[node] = p
 	e.mu.Unlock()
 	return nil
+}
+
+func (e *Env) speakerKubeconfig(node string) string {
+	if e.opts.SpeakerKubeconfig != nil {
+		return e.opts.SpeakerKubeconfig(node)
+	}
+	return e.CP.Kubeconfig
 }
 
 // Speaker returns node's speaker process.

@@ -63,18 +63,25 @@ func TestSpeakersUnderRBAC(t *testing.T) {
 	for _, c := range container.SecurityContext.Capabilities.Add {
 		caps = append(caps, strings.ToLower(string(c))) // setpriv's names
 	}
-	// The manifest's arguments but the key file's path, which is the lab's.
-	saKubeconfig := filepath.Join(t.TempDir(), "ironlb-speaker.kubeconfig")
-	if err := cp.WriteUserKubeconfig(saKubeconfig, speakerSA, saGroups...); err != nil {
-		t.Fatal(err)
+	// Each speaker acts as the ServiceAccount with its node named, as the
+	// kubelet's projected token makes it (the install's admission policy
+	// checks that name).
+	dir := t.TempDir()
+	for _, n := range lab.Nodes() {
+		extra := map[string][]string{nodeNameExtra: {n.Name}}
+		if err := cp.WriteTokenLikeKubeconfig(filepath.Join(dir, n.Name+".kubeconfig"), speakerSA, saGroups, extra); err != nil {
+			t.Fatal(err)
+		}
 	}
-	args := []string{"--kubeconfig=" + saKubeconfig}
+	// The manifest's arguments but the key file's path, which is the lab's.
+	var args []string
 	for _, a := range container.Args {
 		if !strings.HasPrefix(a, "--memberlist-key-file=") {
 			args = append(args, a)
 		}
 	}
-	env, err := labenv.Run(ctx, lab, cp, labenv.Options{Config: labPool, SpeakerArgs: args, SpeakerCapabilities: caps, Logf: t.Logf})
+	env, err := labenv.Run(ctx, lab, cp, labenv.Options{Config: labPool, SpeakerArgs: args, SpeakerCapabilities: caps, Logf: t.Logf,
+		SpeakerKubeconfig: func(node string) string { return filepath.Join(dir, node+".kubeconfig") }})
 	if err != nil {
 		t.Fatal(err)
 	}
