@@ -42,9 +42,10 @@ type mark struct {
 	at time.Time
 }
 
-// standingDown is this speaker's side of a partition it lost.
+// standingDown is this speaker's side of a partition it lost, and the
+// marker's side as the marker reported it.
 type standingDown struct {
-	side []string
+	side, other []string
 }
 
 // MarkedUnreachable is told that speaker by marked this one Unreachable.
@@ -57,59 +58,61 @@ func (s *Speaker) MarkedUnreachable(by string) {
 }
 
 // standsDown reports whether this speaker is on the losing side of a
-// memberlist partition, given the alive members' names (sorted). A mark is
-// weighed again at every sync until it is settled or markPatience is over.
-func (s *Speaker) standsDown(ctx context.Context, alive []string) bool {
+// memberlist partition, given the alive members' names (sorted), and if so
+// returns the sides (nil otherwise). A mark is weighed again at every sync
+// until it is settled or markPatience is over.
+func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown {
 	s.mu.Lock()
 	pending, down := s.mark, s.down
 	s.mu.Unlock()
 	if down != nil {
 		if !slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(down.side, n) }) {
 			s.clearMark(pending) // the marks of a partition already settled
-			return true
+			return down
 		}
 		s.clearMark(pending)
 		s.setDown(nil)
 		klog.InfoS("Memberlist partition over: announcing as usual", "members", alive)
 		s.nodeEvent(v1.EventTypeNormal, "MembershipRejoined", "%s meets the other speakers again and announces as usual", s.opts.NodeName)
-		return false
+		return nil
 	}
 	if pending == nil || s.opts.Status == nil {
-		return false
+		return nil
 	}
 	if time.Since(pending.at) > markPatience {
 		s.clearMark(pending)
-		return false
+		return nil
 	}
 	// Until settled, look again shortly even without a membership change.
 	s.queue.AddAfter(syncKey, 500*time.Millisecond)
 	if slices.Contains(alive, pending.by) {
-		return false // this side has not lost the marker (yet)
+		return nil // this side has not lost the marker (yet)
 	}
 	readCtx, cancel := context.WithTimeout(ctx, peerReadTimeout)
 	defer cancel()
 	theirs, err := s.opts.Status.MembersSeenBy(readCtx, pending.by)
 	if err != nil {
 		klog.ErrorS(err, "Cannot read the other side to settle a memberlist partition; announcing as usual", "marker", pending.by)
-		return false
+		return nil
 	}
 	if slices.Contains(theirs, s.opts.NodeName) {
 		// The marker has met this speaker since (or died right after): no
 		// partition left to settle.
 		s.clearMark(pending)
-		return false
+		return nil
 	}
 	if !minority(alive, len(theirs), pending.by) {
 		klog.V(2).InfoS("Memberlist partition: this side keeps announcing", "side", alive, "otherSide", theirs, "marker", pending.by)
-		return false
+		return nil
 	}
 	s.clearMark(pending)
-	s.setDown(&standingDown{side: alive})
+	down = &standingDown{side: alive, other: theirs}
+	s.setDown(down)
 	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", theirs, "marker", pending.by)
 	s.nodeEvent(v1.EventTypeWarning, "MembershipPartitioned",
 		"%s reaches the API but not the speakers of %s through memberlist (is port 7946 blocked?); its side has %d of them, so it stops its layer2 and vip announcements until it meets them again",
 		s.opts.NodeName, strings.Join(theirs, ","), len(alive))
-	return true
+	return down
 }
 
 // minority: this side (mine, sorted) has fewer speakers than the marker's

@@ -3,9 +3,14 @@ package announcer
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ironlb/ironlb/announcer/membership"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
@@ -95,10 +100,51 @@ func TestStandsDown(t *testing.T) {
 				if st.markedBy != "" {
 					s.MarkedUnreachable(st.markedBy)
 				}
-				if got := s.standsDown(context.Background(), st.alive); got != st.want {
+				if got := s.standsDown(context.Background(), st.alive) != nil; got != st.want {
 					t.Fatalf("step %d (alive %v): stands down %v, want %v", i, st.alive, got, st.want)
 				}
 			}
 		})
+	}
+}
+
+// TestStandingDownKeepsWhatOnlyThisSideServes: the smaller side of a
+// partition stops the layer2 addresses the other side can serve, and keeps
+// those only it can: a pool whose nodeSelector picks only its nodes, a Local
+// service whose only endpoint is here.
+func TestStandingDownKeepsWhatOnlyThisSideServes(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: speakerConfig}}
+	client := fake.NewClientset(cm, node("n1", nil), node("n2", nil), node("n3", map[string]string{"edge": "true"}),
+		lbWithIP("web", "203.0.113.5", false), lbWithIP("edge", "198.51.100.201", false),
+		lbWithIP("local", "203.0.113.6", true), slice("local", "n3", true))
+	layer2 := &recordingProtocol{}
+	// n3 is cut off from n1 and n2, which marked it.
+	s := NewSpeaker(client, &fakeMembers{members: []membership.Member{{Name: "n3", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})},
+		SpeakerOptions{NodeName: "n3", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
+			Protocols: map[config.Mode]Protocol{config.ModeLayer2: layer2},
+			Status:    &fakeStatus{seen: map[string][]string{"n1": {"n1", "n2"}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer s.queue.ShutDown()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	s.joined = true
+	s.MarkedUnreachable("n1")
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.down == nil {
+		t.Fatal("n3 did not stand down")
+	}
+	var got []string
+	for ip := range layer2.get() {
+		got = append(got, ip.String())
+	}
+	slices.Sort(got)
+	if want := []string{"198.51.100.201", "203.0.113.6"}; !slices.Equal(got, want) {
+		t.Errorf("standing down, n3 announces %v; want %v (only it serves those), not 203.0.113.5", got, want)
 	}
 }

@@ -371,7 +371,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if s.opts.Status != nil {
 		s.opts.Status.MembersChanged(names)
 	}
-	standDown := s.standsDown(ctx, names)
+	down := s.standsDown(ctx, names)
 
 	want := map[netip.Addr]announcement{}
 	var bgpLayers []int // the layers announcing some address in bgp mode
@@ -383,8 +383,8 @@ func (s *Speaker) sync(ctx context.Context) error {
 		if pool.Mode == config.ModeBGP && !slices.Contains(bgpLayers, layer) {
 			bgpLayers = append(bgpLayers, layer)
 		}
-		if standDown && pool.Mode != config.ModeBGP {
-			continue
+		if down != nil && pool.Mode != config.ModeBGP && s.servedElsewhere(pool, holders, down.other) {
+			continue // the larger side announces it
 		}
 		candidates := s.candidates(ip, pool, holders, alive)
 		if iface, ok := s.announces(ip, pool, candidates); ok {
@@ -539,6 +539,31 @@ func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Ser
 		out = append(out, candidate{name: m.Name, iface: interfaceFor(ip, pool.Interfaces, m.Meta), unserved: unserved})
 	}
 	return out
+}
+
+// servedElsewhere reports whether one of nodes (the other side of a
+// partition) may announce an address of pool held by holders: selected by
+// the pool's nodeSelector and, with externalTrafficPolicy Local, holding a
+// ready endpoint of a holder. Their interfaces cannot be known across the
+// partition; they are assumed to have one. A side that stands down keeps
+// announcing what the other side cannot serve: nobody would, otherwise.
+func (s *Speaker) servedElsewhere(pool *config.Pool, holders []*v1.Service, nodes []string) bool {
+	var ready []map[string]bool
+	for _, svc := range holders {
+		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+			ready = append(ready, s.readyNodes(svc))
+		}
+	}
+	for _, name := range nodes {
+		node, err := s.nodes.Get(name)
+		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
+			continue
+		}
+		if len(ready) == 0 || slices.ContainsFunc(ready, func(r map[string]bool) bool { return r[name] }) {
+			return true
+		}
+	}
+	return false
 }
 
 // unservedBy names the Local holders node does not serve, among candidates.

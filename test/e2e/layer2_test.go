@@ -516,6 +516,12 @@ func TestLayer2(t *testing.T) {
 			vips = append(vips, vip)
 		}
 		cut := announcer(t, env, "split-0", vips[0])
+		// An address only cut may serve: its pool selects cut alone.
+		for _, n := range env.Lab.Nodes() {
+			labelNode(t, env, n.Name, map[bool]string{true: "true"}[n.Name == cut])
+		}
+		onlyCut := create(t, env, lbService("split-edge", func(s *v1.Service) { s.Annotations["ironlb.io/pool"] = "l2-edge" }))
+		waitAnswering(t, env, onlyCut, func(n string) bool { return n == cut })
 		start := time.Now()
 		blockMemberlist(t, env, cut, true)
 		t.Cleanup(func() { blockMemberlist(t, env, cut, false) })
@@ -535,6 +541,10 @@ func TestLayer2(t *testing.T) {
 				t.Errorf("%s: ARP answered by %v during the partition, want one node other than %s: %v", vip, arpingMACs(t, env, vip), cut, err)
 			}
 		}
+		// What the other side cannot serve, cut keeps.
+		if macs := arpingMACs(t, env, onlyCut); len(macs) != 1 || env.NodeByMAC(macs[0]) != cut {
+			t.Errorf("%s (only %s is eligible): ARP answered by %v during the partition, want %s alone", onlyCut, cut, macs, cut)
+		}
 		// The port opens again: the speakers meet, cut announces as usual.
 		blockMemberlist(t, env, cut, false)
 		start = time.Now()
@@ -544,6 +554,7 @@ func TestLayer2(t *testing.T) {
 		waitMetric(t, env, cut, "ironlb_speaker_partitioned 0")
 		t.Logf("the speakers met again %v after the port opened (join retries back off to 30 s)", time.Since(start).Round(10*time.Millisecond))
 		waitAnswering(t, env, vips[0], func(n string) bool { return n == cut })
+		labelNode(t, env, cut, "")
 	})
 
 	for _, fault := range []struct {
