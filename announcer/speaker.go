@@ -383,10 +383,11 @@ func (s *Speaker) sync(ctx context.Context) error {
 		if pool.Mode == config.ModeBGP && !slices.Contains(bgpLayers, layer) {
 			bgpLayers = append(bgpLayers, layer)
 		}
-		if down != nil && pool.Mode != config.ModeBGP && s.servedElsewhere(pool, holders, down.other) {
+		local := s.localEndpointsOf(holders)
+		if down != nil && pool.Mode != config.ModeBGP && s.servedElsewhere(pool, local, down.other) {
 			continue // the larger side announces it
 		}
-		candidates := s.candidates(ip, pool, holders, alive)
+		candidates := s.candidates(ip, pool, local, alive)
 		if iface, ok := s.announces(ip, pool, candidates); ok {
 			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders),
 				pool: pool.Name, fromKept: layer > 0 || !currentValid, unserved: unservedBy(candidates, s.opts.NodeName)}
@@ -498,38 +499,21 @@ type candidate struct {
 
 // candidates are the alive nodes that may announce ip: selected by the
 // pool's nodeSelector and, when services with externalTrafficPolicy Local
-// hold it, with a ready endpoint of as many of them as any node has. Traffic
-// for a Local service reaching a node without its endpoint is dropped, so a
-// node serving every holder is preferred; but services sharing an address
-// can have their endpoints on disjoint nodes, and then the address goes to
-// the nodes serving the most of them rather than to none. Each candidate
-// names the Local holders it does not serve.
-func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Service, alive []membership.Member) []candidate {
-	var local []*v1.Service
-	var readyNodes []map[string]bool
-	for _, svc := range holders {
-		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
-			local = append(local, svc)
-			readyNodes = append(readyNodes, s.readyNodes(svc))
-		}
-	}
+// hold it (local), with a ready endpoint of as many of them as any node has.
+// Traffic for a Local service reaching a node without its endpoint is
+// dropped, so a node serving every holder is preferred; but services sharing
+// an address can have their endpoints on disjoint nodes, and then the
+// address goes to the nodes serving the most of them rather than to none.
+// Each candidate names the Local holders it does not serve.
+func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, local localEndpoints, alive []membership.Member) []candidate {
 	var out []candidate
-	best := 1
-	if len(local) == 0 {
-		best = 0
-	}
+	best := min(len(local.keys), 1)
 	for _, m := range alive {
-		node, err := s.nodes.Get(m.Name)
-		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
+		if !s.selects(pool, m.Name) {
 			continue
 		}
-		var unserved []string
-		for i, svc := range local {
-			if !readyNodes[i][m.Name] {
-				unserved = append(unserved, svc.Namespace+"/"+svc.Name)
-			}
-		}
-		served := len(local) - len(unserved)
+		unserved := local.unserved(m.Name)
+		served := len(local.keys) - len(unserved)
 		if served < best {
 			continue
 		}
@@ -542,28 +526,24 @@ func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, holders []*v1.Ser
 }
 
 // servedElsewhere reports whether one of nodes (the other side of a
-// partition) may announce an address of pool held by holders: selected by
-// the pool's nodeSelector and, with externalTrafficPolicy Local, holding a
-// ready endpoint of a holder. Their interfaces cannot be known across the
-// partition; they are assumed to have one. A side that stands down keeps
-// announcing what the other side cannot serve: nobody would, otherwise.
-func (s *Speaker) servedElsewhere(pool *config.Pool, holders []*v1.Service, nodes []string) bool {
-	var ready []map[string]bool
-	for _, svc := range holders {
-		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
-			ready = append(ready, s.readyNodes(svc))
-		}
-	}
+// partition) may announce an address of pool: selected by the pool's
+// nodeSelector and, with Local holders (local), holding a ready endpoint of
+// one. Their interfaces cannot be known across the partition; they are
+// assumed to have one. A side that stands down keeps announcing what the
+// other side cannot serve: nobody would, otherwise.
+func (s *Speaker) servedElsewhere(pool *config.Pool, local localEndpoints, nodes []string) bool {
 	for _, name := range nodes {
-		node, err := s.nodes.Get(name)
-		if err != nil || !pool.NodeSelector.Matches(labels.Set(node.Labels)) {
-			continue
-		}
-		if len(ready) == 0 || slices.ContainsFunc(ready, func(r map[string]bool) bool { return r[name] }) {
+		if s.selects(pool, name) && (len(local.keys) == 0 || len(local.unserved(name)) < len(local.keys)) {
 			return true
 		}
 	}
 	return false
+}
+
+// selects reports whether pool's nodeSelector picks node.
+func (s *Speaker) selects(pool *config.Pool, node string) bool {
+	n, err := s.nodes.Get(node)
+	return err == nil && pool.NodeSelector.Matches(labels.Set(n.Labels))
 }
 
 // unservedBy names the Local holders node does not serve, among candidates.
@@ -574,6 +554,38 @@ func unservedBy(candidates []candidate, node string) []string {
 		}
 	}
 	return nil
+}
+
+// localEndpoints are the services with externalTrafficPolicy Local holding
+// an address (namespace/name) and, for each, the nodes with a ready
+// endpoint of it.
+type localEndpoints struct {
+	keys  []string
+	ready []map[string]bool
+}
+
+// localEndpointsOf lists the ready nodes of the Local services among
+// holders, once per address.
+func (s *Speaker) localEndpointsOf(holders []*v1.Service) localEndpoints {
+	var l localEndpoints
+	for _, svc := range holders {
+		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+			l.keys = append(l.keys, svc.Namespace+"/"+svc.Name)
+			l.ready = append(l.ready, s.readyNodes(svc))
+		}
+	}
+	return l
+}
+
+// unserved names the Local services without a ready endpoint on node.
+func (l localEndpoints) unserved(node string) []string {
+	var out []string
+	for i, key := range l.keys {
+		if !l.ready[i][node] {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // readyNodes are the nodes with a ready endpoint of svc.
