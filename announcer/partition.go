@@ -142,4 +142,7 @@ func (s *Speaker) setDown(d *standingDown) {
 		value = 1
 	}
 	partitioned.Set(value)
+	if s.opts.Status != nil {
+		s.opts.Status.SetPartitioned(d != nil)
+	}
 }

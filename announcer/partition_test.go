@@ -27,6 +27,7 @@ func (f *fakeStatus) SetAnnouncements([]v1alpha1.Announcement) {}
 func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)        {}
 func (f *fakeStatus) SetBGPPeers(map[string]string)            {}
 func (f *fakeStatus) MembersChanged([]string)                  {}
+func (f *fakeStatus) SetPartitioned(bool)                      {}
 func (f *fakeStatus) MembersSeenBy(_ context.Context, node string) ([]string, error) {
 	return f.seen[node], f.err
 }

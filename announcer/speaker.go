@@ -68,6 +68,9 @@ type StatusReporter interface {
 	MembersChanged(alive []string)
 	// MembersSeenBy are the speakers node's speaker last reported seeing.
 	MembersSeenBy(ctx context.Context, node string) ([]string, error)
+	// SetPartitioned says whether this speaker stands down on the smaller
+	// side of a memberlist partition.
+	SetPartitioned(on bool)
 }
 
 // SpeakerOptions configure a Speaker.

@@ -21,8 +21,8 @@ import (
 // one small list plus a read and a write per departed node, however much
 // each node announces.
 func (r *Reporter) sweepDeparted(ctx context.Context) error {
-	if !r.lowest() {
-		return nil // no longer the one to do it
+	if !r.lowest() || r.isPartitioned() {
+		return nil // no longer the one to do it, or on the smaller side
 	}
 	list, err := r.meta.List(ctx, metav1.ListOptions{
 		LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelState: string(v1alpha1.SpeakerRunning)}).String(),

@@ -77,6 +77,33 @@ type Reporter struct {
 	announcements map[string]v1alpha1.Announcement // by IP
 	sessions      map[string]v1alpha1.BGPSession   // by peer name
 	alive         []string                         // members, for the departed sweep
+	// partitioned is set while this speaker stands down on the smaller side
+	// of a memberlist partition (SetPartitioned).
+	partitioned bool
+}
+
+// partitionedReason says why an object is Partitioned.
+const partitionedReason = "cut off from the other speakers' memberlist, on the smaller side: announces only what the other side cannot serve until it meets them again"
+
+// SetPartitioned tells the reporter whether this speaker stands down on the
+// smaller side of a memberlist partition. Its object then reads Partitioned
+// (not Running, so the other side's sweep leaves it alone), and it sweeps no
+// other: a cut-off speaker would otherwise mark every other node every
+// sweep, and they would rewrite theirs, for as long as the partition lasts.
+func (r *Reporter) SetPartitioned(on bool) {
+	r.mu.Lock()
+	changed := r.partitioned != on
+	r.partitioned = on
+	r.mu.Unlock()
+	if changed {
+		r.queue.Add(r.opts.NodeName)
+	}
+}
+
+func (r *Reporter) isPartitioned() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.partitioned
 }
 
 // New returns a Reporter; Run starts it. client reads and writes the
@@ -300,7 +327,12 @@ func (r *Reporter) processNext(ctx context.Context) bool {
 	defer r.queue.Done(key)
 	var err error
 	if key == departedKey {
-		err = r.sweepDeparted(ctx)
+		// This node's own members go out first: a speaker that finds itself
+		// marked reads them to settle a partition, and must not read the
+		// view from before the departure it was marked for.
+		if err = r.writeOwn(ctx); err == nil {
+			err = r.sweepDeparted(ctx)
+		}
 		if r.lowest() {
 			r.queue.AddAfter(departedKey, sweepInterval)
 		}
@@ -322,7 +354,7 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
-	if state == v1alpha1.SpeakerRunning {
+	if state == v1alpha1.SpeakerRunning || state == v1alpha1.SpeakerPartitioned {
 		st.MemberNames, st.Members = slices.Clone(r.alive), len(r.alive)
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])
@@ -342,6 +374,9 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 // when something other than UpdateTime differs.
 func (r *Reporter) writeOwn(ctx context.Context) error {
 	want := r.desired(v1alpha1.SpeakerRunning, "")
+	if r.isPartitioned() {
+		want = r.desired(v1alpha1.SpeakerPartitioned, partitionedReason)
+	}
 	var current *v1alpha1.SpeakerStatus
 	if obj, ok, err := r.informer.GetStore().GetByKey(r.opts.NodeName); err != nil {
 		return err

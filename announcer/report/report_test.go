@@ -335,3 +335,62 @@ func TestMembersSeenBy(t *testing.T) {
 		t.Error("MembersSeenBy of a node without a SpeakerStatus: no error")
 	}
 }
+
+// TestSweepPublishesOwnMembersFirst: when the sweep marks a departed
+// speaker, the marker's own object already lists the members it sees, so
+// the marked speaker, reading them to settle a partition, never reads the
+// view from before the departure.
+func TestSweepPublishesOwnMembersFirst(t *testing.T) {
+	running := func(name string) *v1alpha1.SpeakerStatus {
+		return &v1alpha1.SpeakerStatus{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelState: "Running"}},
+			Status:     v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0)},
+		}
+	}
+	client := newFakeClient(running("n3"))
+	a := startReporter(t, client, "n1", &clock{now: t0})
+	a.MembersChanged([]string{"n1", "n2", "n3"})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.MemberNames) == 3 })
+	a.MembersChanged([]string{"n1", "n2"}) // n3 left
+	waitStatus(t, client, "n3", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerUnreachable })
+	u, err := client.Resource(v1alpha1.SpeakerStatusResource).Get(context.Background(), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := v1alpha1.FromUnstructured(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := own.Status.MemberNames; !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Errorf("when n3 was marked, n1 published members %v; want [n1 n2]", got)
+	}
+}
+
+// TestPartitionedSpeakerNeitherSweepsNorIsSwept: a speaker standing down on
+// the smaller side reads Partitioned and marks no one; the other side's
+// sweep leaves its object alone; once the partition is over it reads
+// Running again.
+func TestPartitionedSpeakerNeitherSweepsNorIsSwept(t *testing.T) {
+	client := newFakeClient()
+	cut := startReporter(t, client, "n1", &clock{now: t0})
+	other := startReporter(t, client, "n2", &clock{now: t0})
+	other.MembersChanged([]string{"n2"})
+	waitStatus(t, client, "n2", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+
+	// n1, alone and the lowest name on its side, stands down.
+	cut.SetPartitioned(true)
+	cut.MembersChanged([]string{"n1"})
+	p := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerPartitioned })
+	if p.Labels[v1alpha1.LabelState] != "Partitioned" || p.Status.Reason == "" || !slices.Equal(p.Status.MemberNames, []string{"n1"}) {
+		t.Errorf("partitioned object: labels %v, status %+v", p.Labels, p.Status)
+	}
+	// n2 sweeps (it is alone on its side too, and the lowest there).
+	other.MembersChanged([]string{"n2", "n3"})
+	other.MembersChanged([]string{"n2"})
+	time.Sleep(300 * time.Millisecond) // a wrong sweep would have happened by now
+	waitStatus(t, client, "n2", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerPartitioned })
+
+	cut.SetPartitioned(false)
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+}

@@ -47,6 +47,12 @@ const (
 	// (node down, speaker killed, or memberlist cut off) and took over its
 	// addresses; what it announced was cleared by one of them.
 	SpeakerUnreachable SpeakerState = "Unreachable"
+	// SpeakerPartitioned: the speaker reaches the API but is on the smaller
+	// side of a memberlist partition; it announces only what the other side
+	// cannot serve (listed here) until it meets the others again. It is not
+	// swept, and does not sweep, so the two sides leave each other's objects
+	// alone.
+	SpeakerPartitioned SpeakerState = "Partitioned"
 )
 
 // SpeakerStatusStatus is the observed state of one node's speaker.

@@ -189,8 +189,8 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 			Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
 			Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
 		})
-		if s.Status.State != v1alpha1.SpeakerRunning {
-			return nil
+		if s.Status.State != v1alpha1.SpeakerRunning && s.Status.State != v1alpha1.SpeakerPartitioned {
+			return nil // it announces nothing
 		}
 		for _, a := range s.Status.Announcements {
 			for _, svc := range a.Services {

@@ -532,6 +532,10 @@ func TestLayer2(t *testing.T) {
 		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", cut, "MembershipPartitioned", "port 7946", ipTimeout); err != nil {
 			t.Error(err)
 		}
+		// Settled: cut reads Partitioned, the others Running, and from now
+		// on cut marks no one however long the partition lasts.
+		waitSpeakerStates(t, env, func(node string) string { return map[bool]string{true: "Partitioned", false: "Running"}[node == cut] })
+		settled, marks := time.Now(), departedMarks(t, env, cut)
 		for _, vip := range vips {
 			err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(context.Context) (bool, error) {
 				macs := arpingMACs(t, env, vip)
@@ -541,6 +545,12 @@ func TestLayer2(t *testing.T) {
 				t.Errorf("%s: ARP answered by %v during the partition, want one node other than %s: %v", vip, arpingMACs(t, env, vip), cut, err)
 			}
 		}
+		// Past one sweep interval (10 s), nothing was marked again.
+		time.Sleep(11*time.Second - time.Since(settled))
+		if now := departedMarks(t, env, cut); now != marks {
+			t.Errorf("%s marked %d more speakers Unreachable while partitioned", cut, now-marks)
+		}
+		waitSpeakerStates(t, env, func(node string) string { return map[bool]string{true: "Partitioned", false: "Running"}[node == cut] })
 		// What the other side cannot serve, cut keeps.
 		if macs := arpingMACs(t, env, onlyCut); len(macs) != 1 || env.NodeByMAC(macs[0]) != cut {
 			t.Errorf("%s (only %s is eligible): ARP answered by %v during the partition, want %s alone", onlyCut, cut, macs, cut)
@@ -628,6 +638,47 @@ func nodeIndex(env *labenv.Env, name string) int {
 
 // setEndpoints replaces the service's EndpointSlice with one ready endpoint
 // on node ("" for none), as the EndpointSlice controller would.
+// waitSpeakerStates waits until every node's SpeakerStatus reads want(node).
+func waitSpeakerStates(t *testing.T, env *labenv.Env, want func(node string) string) {
+	t.Helper()
+	var last []string
+	err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		st, err := env.PluginStatus(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = last[:0]
+		ok := len(st.Speakers) == len(env.Lab.Nodes())
+		for _, sp := range st.Speakers {
+			last = append(last, sp.Node+"="+sp.State)
+			ok = ok && sp.State == want(sp.Node)
+		}
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("SpeakerStatus states %v: %v", last, err)
+	}
+}
+
+// departedMarks is how many speakers node's speaker has marked Unreachable.
+func departedMarks(t *testing.T, env *labenv.Env, node string) int {
+	t.Helper()
+	body, err := env.SpeakerMetrics(t.Context(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "ironlb_speaker_status_departed_marked_total "); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
 func setEndpoints(t *testing.T, env *labenv.Env, svc, node string) {
 	t.Helper()
 	slices := env.Client.DiscoveryV1().EndpointSlices("default")
