@@ -251,13 +251,40 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		announced:        map[netip.Addr]announcement{},
 		nodesChanged:     make(chan struct{}, 1),
 	}
-	enqueue := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.queue.Add(syncKey) },
-		UpdateFunc: func(_, _ any) { s.queue.Add(syncKey) },
-		DeleteFunc: func(any) { s.queue.Add(syncKey) },
-	}
-	for _, inf := range []cache.SharedIndexInformer{svcInformer.Informer(), sliceInformer.Informer(), nodeInformer.Informer(), cmInformer.Informer(), keptInformer.Informer()} {
-		_, _ = inf.AddEventHandler(enqueue)
+	// Only a change that can move an announcement costs a sync: Node
+	// heartbeats, ClusterIP Services and the EndpointSlices of Services
+	// that are not Local load balancers are the bulk of the events a
+	// cluster sends, and change nothing here.
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		matters  func(old, cur any) bool
+	}{
+		{svcInformer.Informer(), s.serviceChangeMatters},
+		{sliceInformer.Informer(), s.sliceChangeMatters},
+		{nodeInformer.Informer(), nodeChangeMatters},
+		{cmInformer.Informer(), anyChange},
+		{keptInformer.Informer(), anyChange},
+	} {
+		_, _ = h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) {
+				if h.matters(nil, obj) {
+					s.queue.Add(syncKey)
+				}
+			},
+			UpdateFunc: func(old, cur any) {
+				if h.matters(old, cur) {
+					s.queue.Add(syncKey)
+				}
+			},
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				if h.matters(obj, nil) {
+					s.queue.Add(syncKey)
+				}
+			},
+		})
 	}
 	_, _ = nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.wakeJoin() },
@@ -268,6 +295,81 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		},
 	})
 	return s
+}
+
+func anyChange(_, _ any) bool { return true }
+
+// nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
+// BGP peers) or addresses (router ID) changed; not a status heartbeat.
+func nodeChangeMatters(old, cur any) bool {
+	o, ok1 := old.(*v1.Node)
+	c, ok2 := cur.(*v1.Node)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !maps.Equal(o.Labels, c.Labels) || !nodeAddressesEqual(o, c) || o.UID != c.UID
+}
+
+// announcedView is what the speaker reads of a Service: nil when it
+// announces nothing for it.
+func (s *Speaker) announcedView(obj any) *announcedService {
+	svc, ok := obj.(*v1.Service)
+	if !ok || !s.opts.Filter.Serves(svc) || len(svc.Status.LoadBalancer.Ingress) == 0 {
+		return nil
+	}
+	v := &announcedService{local: svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		v.ips = append(v.ips, ing.IP)
+	}
+	return v
+}
+
+type announcedService struct {
+	ips   []string
+	local bool
+}
+
+// serviceChangeMatters: a Service ironlb announces for came, went, or
+// changed its addresses or traffic policy.
+func (s *Speaker) serviceChangeMatters(old, cur any) bool {
+	o, c := s.announcedView(old), s.announcedView(cur)
+	if o == nil || c == nil {
+		return o != c
+	}
+	return o.local != c.local || !slices.Equal(o.ips, c.ips)
+}
+
+// sliceChangeMatters: an EndpointSlice of a Local Service ironlb announces
+// for, whose endpoints' nodes or readiness changed.
+func (s *Speaker) sliceChangeMatters(old, cur any) bool {
+	o, _ := old.(*discoveryv1.EndpointSlice)
+	c, _ := cur.(*discoveryv1.EndpointSlice)
+	ref := c
+	if ref == nil {
+		ref = o
+	}
+	if ref == nil {
+		return true
+	}
+	svc, err := s.services.Services(ref.Namespace).Get(ref.Labels[discoveryv1.LabelServiceName])
+	if err != nil {
+		return false // its Service's own event syncs when it comes
+	}
+	if v := s.announcedView(svc); v == nil || !v.local {
+		return false
+	}
+	return o == nil || c == nil || !slices.Equal(readyOnNodes(o), readyOnNodes(c))
+}
+
+// readyOnNodes lists, in order, the node of each ready endpoint of sl.
+func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
+	var nodes []string
+	for _, ep := range sl.Endpoints {
+		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+			nodes = append(nodes, *ep.NodeName)
+		}
+	}
+	return nodes
 }
 
 // Run serves until ctx ends, then withdraws every announcement.
@@ -599,10 +701,8 @@ func (s *Speaker) readyNodes(svc *v1.Service) map[string]bool {
 		return nodes
 	}
 	for _, sl := range slices {
-		for _, ep := range sl.Endpoints {
-			if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-				nodes[*ep.NodeName] = true
-			}
+		for _, n := range readyOnNodes(sl) {
+			nodes[n] = true
 		}
 	}
 	return nodes
