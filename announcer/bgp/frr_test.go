@@ -275,6 +275,25 @@ peers:
 	p4 := netip.PrefixFrom(vip4, 32)
 	waitRoute(t, router, p4, 10*time.Second, n1.IPv4, n2.IPv4)
 	waitBFDUp(t, router, n1.IPv4, n2.IPv4)
+	// gobgp's BFD can still expire 3 s after a session came up, if its side
+	// had not seen the router's control packets yet (seen on a loaded
+	// machine: both nodes reset together, 3.0 s after Peer Up, before any
+	// cut). Wait until every session has stayed up past that window, so the
+	// cut below is what is measured.
+	err := framework.WaitFor(t.Context(), 45*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		for _, s := range nodes {
+			ev, ok, err := s.lastState(ctx, "r1")
+			if err != nil || !ok || !ev.Up || time.Since(ev.At) < 3500*time.Millisecond {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("the BGP sessions never stayed up 3.5 s: %v", err)
+	}
+	waitRoute(t, router, p4, 10*time.Second, n1.IPv4, n2.IPv4)
+	waitBFDUp(t, router, n1.IPv4, n2.IPv4)
 
 	// The cable is pulled at the switch: n1 itself sees only its carrier go.
 	begin := time.Now()
