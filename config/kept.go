@@ -55,16 +55,12 @@ func (k *Kept) Accept(next KeptConfig) {
 // announced: those that are not the newest config covering some address of
 // held.
 func (k *Kept) Prune(held []netip.Addr) {
+	layers := NewLayers(nil, "", k)
+	first := len(layers) - len(k.Earlier) // the index of Earlier[0]
 	needed := make([]bool, len(k.Earlier))
 	for _, ip := range held {
-		if k.LastGood != nil && k.LastGood.Config.PoolFor(ip) != nil {
-			continue
-		}
-		for i, e := range k.Earlier {
-			if e.Config.PoolFor(ip) != nil {
-				needed[i] = true
-				break
-			}
+		if _, i := layers.PoolFor(ip); i >= first {
+			needed[i-first] = true
 		}
 	}
 	kept := k.Earlier[:0]
