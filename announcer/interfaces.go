@@ -2,6 +2,7 @@ package announcer
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"k8s.io/klog/v2"
 
+	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/announcer/membership"
 )
 
@@ -94,30 +96,19 @@ func watchAddresses(ctx context.Context, changed func()) {
 	}
 }
 
-// interfaceFor picks the interface an address is announced on, from a
-// member's published meta: the first of the pool's interfaces the node has,
-// or else the interface whose subnet holds the address. "" means the node
-// cannot announce it.
-func interfaceFor(addr netip.Addr, poolInterfaces []string, meta membership.Meta) string {
-	if len(poolInterfaces) > 0 {
-		for _, name := range poolInterfaces {
-			if _, ok := meta.Interfaces[name]; ok {
-				return name
-			}
-		}
-		return ""
-	}
-	names := make([]string, 0, len(meta.Interfaces))
-	for name := range meta.Interfaces {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+// interfacesOf is a member's published interfaces as the election takes
+// them: sorted by name, subnets parsed (one that does not parse is left
+// out).
+func interfacesOf(meta membership.Meta) []election.Interface {
+	out := make([]election.Interface, 0, len(meta.Interfaces))
+	for _, name := range slices.Sorted(maps.Keys(meta.Interfaces)) {
+		i := election.Interface{Name: name}
 		for _, p := range meta.Interfaces[name] {
-			if prefix, err := netip.ParsePrefix(p); err == nil && prefix.Contains(addr) {
-				return name
+			if prefix, err := netip.ParsePrefix(p); err == nil {
+				i.Prefixes = append(i.Prefixes, prefix)
 			}
 		}
+		out = append(out, i)
 	}
-	return ""
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,13 +23,13 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/announcer/bgp"
+	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
@@ -101,8 +102,9 @@ const (
 )
 
 // Speaker is the per-node controller. It is level-triggered: every change
-// enqueues one key and a sync recomputes the whole desired state, which at
-// thousands of services takes well under a millisecond per node.
+// that can move an announcement enqueues one key, and a sync gathers the
+// whole desired state; the election (election.Table) then redoes only what
+// the change can move.
 type Speaker struct {
 	opts     SpeakerOptions
 	client   kubernetes.Interface
@@ -110,7 +112,7 @@ type Speaker struct {
 	recorder record.EventRecorder
 
 	services   corelisters.ServiceLister
-	slices     discoverylisters.EndpointSliceLister
+	sliceIndex cache.Indexer // EndpointSlices by their Service (byServiceIndex)
 	nodes      corelisters.NodeLister
 	configMaps corelisters.ConfigMapLister
 	keptMaps   corelisters.ConfigMapLister
@@ -133,6 +135,8 @@ type Speaker struct {
 	keptData    map[string]string
 	layers      config.Layers
 	announced   map[netip.Addr]announcement
+	// table elects the owners; only the sync goroutine uses it.
+	table *election.Table
 
 	// joined is set once this speaker has met the others (or waited
 	// JoinGrace for them): a speaker that has not yet joined sees itself as
@@ -236,7 +240,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		members:    members,
 		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
 		services:   svcInformer.Lister(),
-		slices:     sliceInformer.Lister(),
+		sliceIndex: sliceInformer.Informer().GetIndexer(),
 		nodes:      nodeInformer.Lister(),
 		configMaps: cmInformer.Lister(),
 		keptMaps:   keptInformer.Lister(),
@@ -249,8 +253,12 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		metaMissingSince: map[string]time.Time{},
 		metaGaveUp:       map[string]bool{},
 		announced:        map[netip.Addr]announcement{},
+		table:            election.NewTable(opts.NodeName),
 		nodesChanged:     make(chan struct{}, 1),
 	}
+	// A Local service's ready nodes are read per service, not by listing
+	// every slice of its namespace.
+	_ = sliceInformer.Informer().AddIndexers(cache.Indexers{byServiceIndex: sliceService})
 	// Only a change that can move an announcement costs a sync: Node
 	// heartbeats, ClusterIP Services and the EndpointSlices of Services
 	// that are not Local load balancers are the bulk of the events a
@@ -298,6 +306,21 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 }
 
 func anyChange(_, _ any) bool { return true }
+
+// byServiceIndex indexes EndpointSlices by their Service, namespace/name.
+const byServiceIndex = "service"
+
+func sliceService(obj any) ([]string, error) {
+	sl, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	name := sl.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil, nil
+	}
+	return []string{sl.Namespace + "/" + name}, nil
+}
 
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
 // BGP peers) or addresses (router ID) changed; not a status heartbeat.
@@ -478,7 +501,14 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	down := s.standsDown(ctx, names)
 
-	want := map[netip.Addr]announcement{}
+	type held struct {
+		pool     *config.Pool
+		layer    int
+		holders  []*v1.Service
+		local    []election.LocalHolder
+	}
+	byIP := map[netip.Addr]held{}
+	var addrs []election.Address
 	var bgpLayers []int // the layers announcing some address in bgp mode
 	for ip, holders := range addressesOf(services, s.opts.Filter) {
 		pool, layer := layers.PoolFor(ip)
@@ -488,15 +518,19 @@ func (s *Speaker) sync(ctx context.Context) error {
 		if pool.Mode == config.ModeBGP && !slices.Contains(bgpLayers, layer) {
 			bgpLayers = append(bgpLayers, layer)
 		}
-		local := s.localEndpointsOf(holders)
-		if down != nil && pool.Mode != config.ModeBGP && s.servedElsewhere(pool, local, down.other) {
+		local := s.localHolders(holders)
+		byIP[ip] = held{pool: pool, layer: layer, holders: holders, local: local}
+		addrs = append(addrs, election.Address{IP: ip, Pool: pool, Local: local})
+	}
+	s.table.Update(s.electionNodes(alive), addrs)
+	want := map[netip.Addr]announcement{}
+	for ip, d := range s.table.Mine() {
+		h := byIP[ip]
+		if down != nil && h.pool.Mode != config.ModeBGP && s.servedElsewhere(h.pool, h.local, down.other) {
 			continue // the larger side announces it
 		}
-		candidates := s.candidates(ip, pool, local, alive)
-		if iface, ok := s.announces(ip, pool, candidates); ok {
-			want[ip] = announcement{mode: pool.Mode, iface: iface, services: serviceKeys(holders),
-				pool: pool.Name, fromKept: layer > 0 || !currentValid, unserved: unservedBy(candidates, s.opts.NodeName)}
-		}
+		want[ip] = announcement{mode: h.pool.Mode, iface: d.Interface, services: serviceKeys(h.holders),
+			pool: h.pool.Name, fromKept: h.layer > 0 || !currentValid, unserved: d.Unserved}
 	}
 	if err := s.configureBGP(ctx, layers.BGP(bgpLayers), false); err != nil {
 		s.scheduleBGPRetry(err)
@@ -562,83 +596,18 @@ func (s *Speaker) withKnownMeta(alive []membership.Member, now time.Time) ([]mem
 	return known, waiting
 }
 
-// announces decides whether this node announces ip, and on which interface
-// ("" for vip mode's off-subnet interface).
-//   - layer2 and vip: one owner among the nodes with an interface for ip.
-//   - vip with ip on no node's subnet: every eligible node, on the dummy (or
-//     fallback) interface, for a routing daemon to pick up.
-//   - bgp: every eligible node; routers spread traffic with ECMP.
-func (s *Speaker) announces(ip netip.Addr, pool *config.Pool, candidates []candidate) (string, bool) {
-	self := s.opts.NodeName
-	var mine *candidate
-	var withInterface []string
-	for i, c := range candidates {
-		if c.name == self {
-			mine = &candidates[i]
-		}
-		if c.iface != "" {
-			withInterface = append(withInterface, c.name)
-		}
-	}
-	if mine == nil {
-		return "", false
-	}
-	switch {
-	case pool.Mode == config.ModeBGP:
-		return mine.iface, true
-	case pool.Mode == config.ModeVIP && len(withInterface) == 0 && len(pool.Interfaces) == 0:
-		return "", true
-	}
-	owner, ok := Owner(ip, withInterface)
-	return mine.iface, ok && owner == self
-}
-
-// candidate is an alive node that may announce an address, with the
-// interface it would use ("" when it has none for the address) and the
-// services with externalTrafficPolicy Local holding the address that have
-// no ready endpoint on it.
-type candidate struct {
-	name, iface string
-	unserved    []string
-}
-
-// candidates are the alive nodes that may announce ip: selected by the
-// pool's nodeSelector and, when services with externalTrafficPolicy Local
-// hold it (local), with a ready endpoint of as many of them as any node has.
-// Traffic for a Local service reaching a node without its endpoint is
-// dropped, so a node serving every holder is preferred; but services sharing
-// an address can have their endpoints on disjoint nodes, and then the
-// address goes to the nodes serving the most of them rather than to none.
-// Each candidate names the Local holders it does not serve.
-func (s *Speaker) candidates(ip netip.Addr, pool *config.Pool, local localEndpoints, alive []membership.Member) []candidate {
-	var out []candidate
-	best := min(len(local.keys), 1)
-	for _, m := range alive {
-		if !s.selects(pool, m.Name) {
-			continue
-		}
-		unserved := local.unserved(m.Name)
-		served := len(local.keys) - len(unserved)
-		if served < best {
-			continue
-		}
-		if served > best {
-			best, out = served, out[:0]
-		}
-		out = append(out, candidate{name: m.Name, iface: interfaceFor(ip, pool.Interfaces, m.Meta), unserved: unserved})
-	}
-	return out
-}
-
 // servedElsewhere reports whether one of nodes (the other side of a
 // partition) may announce an address of pool: selected by the pool's
 // nodeSelector and, with Local holders (local), holding a ready endpoint of
 // one. Their interfaces cannot be known across the partition; they are
 // assumed to have one. A side that stands down keeps announcing what the
 // other side cannot serve: nobody would, otherwise.
-func (s *Speaker) servedElsewhere(pool *config.Pool, local localEndpoints, nodes []string) bool {
+func (s *Speaker) servedElsewhere(pool *config.Pool, local []election.LocalHolder, nodes []string) bool {
 	for _, name := range nodes {
-		if s.selects(pool, name) && (len(local.keys) == 0 || len(local.unserved(name)) < len(local.keys)) {
+		if s.selects(pool, name) && (len(local) == 0 || slices.ContainsFunc(local, func(h election.LocalHolder) bool {
+			_, ok := slices.BinarySearch(h.Ready, name)
+			return ok
+		})) {
 			return true
 		}
 	}
@@ -651,61 +620,46 @@ func (s *Speaker) selects(pool *config.Pool, node string) bool {
 	return err == nil && pool.NodeSelector.Matches(labels.Set(n.Labels))
 }
 
-// unservedBy names the Local holders node does not serve, among candidates.
-func unservedBy(candidates []candidate, node string) []string {
-	for _, c := range candidates {
-		if c.name == node {
-			return c.unserved
+// electionNodes are the alive members with a Node object, as the election
+// takes them: the Node's labels, the member's interfaces. A member without
+// a Node object is no pool's candidate.
+func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
+	out := make([]election.Node, 0, len(alive))
+	for _, m := range alive {
+		n, err := s.nodes.Get(m.Name)
+		if err != nil {
+			continue
 		}
-	}
-	return nil
-}
-
-// localEndpoints are the services with externalTrafficPolicy Local holding
-// an address (namespace/name) and, for each, the nodes with a ready
-// endpoint of it.
-type localEndpoints struct {
-	keys  []string
-	ready []map[string]bool
-}
-
-// localEndpointsOf lists the ready nodes of the Local services among
-// holders, once per address.
-func (s *Speaker) localEndpointsOf(holders []*v1.Service) localEndpoints {
-	var l localEndpoints
-	for _, svc := range holders {
-		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
-			l.keys = append(l.keys, svc.Namespace+"/"+svc.Name)
-			l.ready = append(l.ready, s.readyNodes(svc))
-		}
-	}
-	return l
-}
-
-// unserved names the Local services without a ready endpoint on node.
-func (l localEndpoints) unserved(node string) []string {
-	var out []string
-	for i, key := range l.keys {
-		if !l.ready[i][node] {
-			out = append(out, key)
-		}
+		out = append(out, election.Node{Name: m.Name, Labels: n.Labels, Interfaces: interfacesOf(m.Meta)})
 	}
 	return out
 }
 
-// readyNodes are the nodes with a ready endpoint of svc.
-func (s *Speaker) readyNodes(svc *v1.Service) map[string]bool {
-	nodes := map[string]bool{}
-	slices, err := s.slices.EndpointSlices(svc.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name}))
-	if err != nil {
-		return nodes
-	}
-	for _, sl := range slices {
-		for _, n := range readyOnNodes(sl) {
-			nodes[n] = true
+// localHolders are the services with externalTrafficPolicy Local among
+// holders, each with the nodes that have a ready endpoint of it.
+func (s *Speaker) localHolders(holders []*v1.Service) []election.LocalHolder {
+	var out []election.LocalHolder
+	for _, svc := range holders {
+		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+			out = append(out, election.LocalHolder{Key: svc.Namespace + "/" + svc.Name, Ready: s.readyNodes(svc)})
 		}
 	}
-	return nodes
+	slices.SortFunc(out, func(a, b election.LocalHolder) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// readyNodes are the nodes with a ready endpoint of svc, sorted.
+func (s *Speaker) readyNodes(svc *v1.Service) []string {
+	objs, err := s.sliceIndex.ByIndex(byServiceIndex, svc.Namespace+"/"+svc.Name)
+	if err != nil {
+		return nil
+	}
+	var nodes []string
+	for _, obj := range objs {
+		nodes = append(nodes, readyOnNodes(obj.(*discoveryv1.EndpointSlice))...)
+	}
+	slices.Sort(nodes)
+	return slices.Compact(nodes)
 }
 
 // Ready reports whether the speaker serves: its caches are synced and it has

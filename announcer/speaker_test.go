@@ -295,23 +295,11 @@ func TestSpeakerKeptConfigs(t *testing.T) {
 	}
 }
 
-func TestInterfaceFor(t *testing.T) {
-	meta := membership.Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.0/24"}, "eth1": {"2001:db8:100::/64"}}}
-	cases := []struct {
-		ip    string
-		pool  []string
-		iface string
-	}{
-		{"198.51.100.9", nil, "eth0"},
-		{"2001:db8:100::9", nil, "eth1"},
-		{"203.0.113.9", nil, ""},
-		{"203.0.113.9", []string{"bond0", "eth1"}, "eth1"},
-		{"203.0.113.9", []string{"bond0"}, ""},
-	}
-	for _, c := range cases {
-		if got := interfaceFor(netip.MustParseAddr(c.ip), c.pool, meta); got != c.iface {
-			t.Errorf("%s %v: %q, want %q", c.ip, c.pool, got, c.iface)
-		}
+func TestInterfacesOf(t *testing.T) {
+	meta := membership.Meta{Interfaces: map[string][]string{"eth1": {"2001:db8:100::/64", "bad"}, "eth0": {"198.51.100.0/24"}, "bond0": nil}}
+	got := fmt.Sprint(interfacesOf(meta))
+	if want := "[{bond0 []} {eth0 [198.51.100.0/24]} {eth1 [2001:db8:100::/64]}]"; got != want {
+		t.Errorf("interfacesOf: %s, want %s", got, want)
 	}
 }
 

@@ -1,7 +1,8 @@
-package announcer
+package election
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"testing"
 )
@@ -48,5 +49,21 @@ func BenchmarkOwner(b *testing.B) {
 	addr := netip.MustParseAddr("203.0.113.10")
 	for b.Loop() {
 		Owner(addr, nodes)
+	}
+}
+
+// TestWeightIsFNV1a pins the weight to hash/fnv's, which earlier releases
+// used: a rolling update must not move addresses.
+func TestWeightIsFNV1a(t *testing.T) {
+	for _, c := range []struct{ node, addr string }{{"node-1", "203.0.113.7"}, {"", "2001:db8::1"}, {"a-much-longer-node-name.example", "198.51.100.255"}} {
+		addr := netip.MustParseAddr(c.addr)
+		h := fnv.New64a()
+		h.Write([]byte(c.node))
+		h.Write([]byte{0})
+		a := addr.As16()
+		h.Write(a[:])
+		if got, want := weight(c.node, addr), mix(h.Sum64()); got != want {
+			t.Errorf("weight(%q, %s) = %x, want %x", c.node, addr, got, want)
+		}
 	}
 }
