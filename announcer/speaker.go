@@ -502,10 +502,10 @@ func (s *Speaker) sync(ctx context.Context) error {
 	down := s.standsDown(ctx, names)
 
 	type held struct {
-		pool     *config.Pool
-		layer    int
-		holders  []*v1.Service
-		local    []election.LocalHolder
+		pool    *config.Pool
+		layer   int
+		holders []*v1.Service
+		local   []election.LocalHolder
 	}
 	byIP := map[netip.Addr]held{}
 	var addrs []election.Address
