@@ -54,7 +54,7 @@ func (s *Speaker) MarkedUnreachable(by string) {
 	s.mu.Lock()
 	s.mark = &mark{by: by, at: time.Now()}
 	s.mu.Unlock()
-	s.queue.Add(syncKey)
+	s.queue.Add(membersKey)
 }
 
 // standsDown reports whether this speaker is on the losing side of a
@@ -84,7 +84,7 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown 
 		return nil
 	}
 	// Until settled, look again shortly even without a membership change.
-	s.queue.AddAfter(syncKey, 500*time.Millisecond)
+	s.queue.AddAfter(membersKey, 500*time.Millisecond)
 	if slices.Contains(alive, pending.by) {
 		return nil // this side has not lost the marker (yet)
 	}

@@ -135,8 +135,12 @@ type Speaker struct {
 	keptData    map[string]string
 	layers      config.Layers
 	announced   map[netip.Addr]announcement
-	// table elects the owners; only the sync goroutine uses it.
-	table *election.Table
+	// table elects the owners and held is what it was given; currentValid
+	// says whether ironlb-config was valid at the last full sync. Only the
+	// sync goroutine uses them.
+	table        *election.Table
+	held         *heldAddresses
+	currentValid bool
 
 	// joined is set once this speaker has met the others (or waited
 	// JoinGrace for them): a speaker that has not yet joined sees itself as
@@ -191,11 +195,14 @@ type announcement struct {
 	unserved []string
 }
 
-// The queue's keys: syncKey recomputes everything; bgpKey only retries a
-// BGP configuration that failed.
+// The queue's keys: syncKey recomputes everything; membersKey only the
+// election among the members; bgpKey only retries a BGP configuration that
+// failed; serviceKeyPrefix and a Service's namespace/name sync that
+// Service's addresses.
 const (
-	syncKey = "all"
-	bgpKey  = "bgp"
+	syncKey    = "all"
+	membersKey = "members"
+	bgpKey     = "bgp"
 )
 
 // How a failed BGP configuration is retried: from bgpRetryMin, doubling,
@@ -266,22 +273,23 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	for _, h := range []struct {
 		informer cache.SharedIndexInformer
 		matters  func(old, cur any) bool
+		key      func(obj any) string
 	}{
-		{svcInformer.Informer(), s.serviceChangeMatters},
-		{sliceInformer.Informer(), s.sliceChangeMatters},
-		{nodeInformer.Informer(), nodeChangeMatters},
-		{cmInformer.Informer(), anyChange},
-		{keptInformer.Informer(), anyChange},
+		{svcInformer.Informer(), s.serviceChangeMatters, serviceQueueKey},
+		{sliceInformer.Informer(), s.sliceChangeMatters, sliceQueueKey},
+		{nodeInformer.Informer(), nodeChangeMatters, syncAll},
+		{cmInformer.Informer(), anyChange, syncAll},
+		{keptInformer.Informer(), anyChange, syncAll},
 	} {
 		_, _ = h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
 				if h.matters(nil, obj) {
-					s.queue.Add(syncKey)
+					s.queue.Add(h.key(obj))
 				}
 			},
 			UpdateFunc: func(old, cur any) {
 				if h.matters(old, cur) {
-					s.queue.Add(syncKey)
+					s.queue.Add(h.key(cur))
 				}
 			},
 			DeleteFunc: func(obj any) {
@@ -289,7 +297,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 					obj = d.Obj
 				}
 				if h.matters(obj, nil) {
-					s.queue.Add(syncKey)
+					s.queue.Add(h.key(obj))
 				}
 			},
 		})
@@ -306,6 +314,26 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 }
 
 func anyChange(_, _ any) bool { return true }
+
+// The queue key an object's change syncs: a Service or EndpointSlice its
+// Service alone, anything else everything.
+func syncAll(any) string { return syncKey }
+
+func serviceQueueKey(obj any) string {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return syncKey
+	}
+	return serviceKeyPrefix + key
+}
+
+func sliceQueueKey(obj any) string {
+	keys, _ := sliceService(obj)
+	if len(keys) != 1 {
+		return syncKey
+	}
+	return serviceKeyPrefix + keys[0]
+}
 
 // byServiceIndex indexes EndpointSlices by their Service, namespace/name.
 const byServiceIndex = "service"
@@ -419,7 +447,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 				return
 			case <-s.members.Changes():
 				memberCount.Set(float64(len(s.members.Alive())))
-				s.queue.Add(syncKey)
+				s.queue.Add(membersKey)
 			}
 		}
 	}()
@@ -448,11 +476,19 @@ func (s *Speaker) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer s.queue.Done(key)
-	if key == bgpKey {
+	var err error
+	switch {
+	case key == bgpKey:
 		s.retryBGP(ctx)
 		return true
+	case strings.HasPrefix(key, serviceKeyPrefix):
+		err = s.syncService(ctx, strings.TrimPrefix(key, serviceKeyPrefix))
+	case key == membersKey:
+		err = s.syncMembers(ctx)
+	default:
+		err = s.sync(ctx)
 	}
-	if err := s.sync(ctx); err != nil {
+	if err != nil {
 		klog.ErrorS(err, "Sync failed; retrying")
 		s.queue.AddRateLimited(key)
 		return true
@@ -474,19 +510,39 @@ func (s *Speaker) publishMeta() {
 
 // sync computes what this node announces and hands it to the protocols.
 func (s *Speaker) sync(ctx context.Context) error {
+	return s.syncWith(ctx, true)
+}
+
+// syncMembers is sync after a membership change: the Services and the config
+// are as the last sync gathered them, so only the election absorbs the
+// members that came, went or changed.
+func (s *Speaker) syncMembers(ctx context.Context) error {
+	return s.syncWith(ctx, s.held == nil)
+}
+
+func (s *Speaker) syncWith(ctx context.Context, gather bool) error {
 	if !s.hasJoined() {
 		return nil // joinLoop enqueues a sync once it has
 	}
-	layers, currentValid := s.loadConfig()
-	services, err := s.services.List(labels.Everything())
-	if err != nil {
-		return err
+	var layers config.Layers
+	var currentValid bool
+	var services []*v1.Service
+	if gather {
+		layers, currentValid = s.loadConfig()
+		var err error
+		if services, err = s.services.List(labels.Everything()); err != nil {
+			return err
+		}
 	}
 	members := s.members.Alive()
 	memberCount.Set(float64(len(members)))
 	alive, waiting := s.withKnownMeta(members, time.Now())
 	if waiting {
-		s.queue.AddAfter(syncKey, 100*time.Millisecond)
+		again := membersKey
+		if gather {
+			again = syncKey
+		}
+		s.queue.AddAfter(again, 100*time.Millisecond)
 		return nil
 	}
 	// Membership (reported, and compared across a partition) counts every
@@ -499,45 +555,38 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if s.opts.Status != nil {
 		s.opts.Status.MembersChanged(names)
 	}
-	down := s.standsDown(ctx, names)
+	s.standsDown(ctx, names) // sets s.down, which apply reads
 
-	type held struct {
-		pool    *config.Pool
-		layer   int
-		holders []*v1.Service
-		local   []election.LocalHolder
+	nodes := s.electionNodes(alive)
+	if !gather {
+		s.table.UpdateNodes(nodes)
+		return s.apply(ctx)
 	}
-	byIP := map[netip.Addr]held{}
-	var addrs []election.Address
-	var bgpLayers []int // the layers announcing some address in bgp mode
-	for ip, holders := range addressesOf(services, s.opts.Filter) {
-		pool, layer := layers.PoolFor(ip)
-		if pool == nil || s.opts.Protocols[pool.Mode] == nil {
-			continue
-		}
-		if pool.Mode == config.ModeBGP && !slices.Contains(bgpLayers, layer) {
-			bgpLayers = append(bgpLayers, layer)
-		}
-		local := s.localHolders(holders)
-		byIP[ip] = held{pool: pool, layer: layer, holders: holders, local: local}
-		addrs = append(addrs, election.Address{IP: ip, Pool: pool, Local: local})
-	}
-	s.table.Update(s.electionNodes(alive), addrs)
-	want := map[netip.Addr]announcement{}
-	for ip, d := range s.table.Mine() {
-		h := byIP[ip]
-		if down != nil && h.pool.Mode != config.ModeBGP && s.servedElsewhere(h.pool, h.local, down.other) {
-			continue // the larger side announces it
-		}
-		want[ip] = announcement{mode: h.pool.Mode, iface: d.Interface, services: serviceKeys(h.holders),
-			pool: h.pool.Name, fromKept: h.layer > 0 || !currentValid, unserved: d.Unserved}
-	}
+	s.currentValid = currentValid
+	addrs, bgpLayers := s.gatherHeld(services, layers)
+	s.table.Update(nodes, addrs)
 	if err := s.configureBGP(ctx, layers.BGP(bgpLayers), false); err != nil {
 		s.scheduleBGPRetry(err)
 	}
+	return s.apply(ctx)
+}
 
-	// Every protocol gets its set even when another fails: one mode's
-	// trouble must not freeze the others.
+// apply hands each protocol the addresses this node announces in its mode
+// and records what changed. Every protocol gets its set even when another
+// fails: one mode's trouble must not freeze the others.
+func (s *Speaker) apply(ctx context.Context) error {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	want := map[netip.Addr]announcement{}
+	for ip, d := range s.table.Mine() {
+		h := s.held.byIP[ip]
+		if down != nil && h.pool.Mode != config.ModeBGP && s.servedElsewhere(h.pool, h.local, down.other) {
+			continue // the larger side announces it
+		}
+		want[ip] = announcement{mode: h.pool.Mode, iface: d.Interface, services: h.services,
+			pool: h.pool.Name, fromKept: h.fromKept, unserved: d.Unserved}
+	}
 	var errs []error
 	for mode, p := range s.opts.Protocols {
 		set := map[netip.Addr]string{}
@@ -551,7 +600,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 		}
 		announcedAddresses.WithLabelValues(string(mode)).Set(float64(len(set)))
 	}
-	s.recordChanges(services, want)
+	s.recordChanges(want)
 	return errors.Join(errs...)
 }
 
@@ -999,20 +1048,31 @@ func (s *Speaker) loadConfig() (config.Layers, bool) {
 }
 
 // recordChanges logs, counts and reports ownership changes on this node.
-func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]announcement) {
+// Its cost grows with what this node announces, not with the Services.
+func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 	s.mu.Lock()
 	before := s.announced
 	s.announced = want
 	s.mu.Unlock()
-	byKey := map[string]*v1.Service{}
-	for _, svc := range services {
-		byKey[svc.Namespace+"/"+svc.Name] = svc
-	}
-	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
-		a := want[ip]
-		if prev, had := before[ip]; had && prev.iface == a.iface && prev.mode == a.mode {
-			continue
+	var acquired, kept, unserved []netip.Addr
+	keptCount := 0
+	for ip, a := range want {
+		prev, had := before[ip]
+		if !had || prev.iface != a.iface || prev.mode != a.mode {
+			acquired = append(acquired, ip)
 		}
+		if a.fromKept {
+			keptCount++
+			if !had || !prev.fromKept || prev.pool != a.pool {
+				kept = append(kept, ip)
+			}
+		}
+		if len(a.unserved) > 0 && (!had || !slices.Equal(prev.unserved, a.unserved)) {
+			unserved = append(unserved, ip)
+		}
+	}
+	for _, ip := range slices.SortedFunc(slices.Values(acquired), netip.Addr.Compare) {
+		a := want[ip]
 		ownershipChanges.WithLabelValues("acquired").Inc()
 		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
 		switch {
@@ -1022,14 +1082,13 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
 		}
 		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
-		for _, key := range a.services {
-			if svc := byKey[key]; svc != nil {
-				s.recorder.Event(svc, v1.EventTypeNormal, "Announcing", msg)
-			}
+		for _, svc := range s.servicesByKey(a.services) {
+			s.recorder.Event(svc, v1.EventTypeNormal, "Announcing", msg)
 		}
 	}
-	s.reportKept(byKey, before, want)
-	s.reportUnserved(byKey, before, want)
+	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
+	keptAddresses.Set(float64(keptCount))
+	s.reportUnserved(slices.SortedFunc(slices.Values(unserved), netip.Addr.Compare), want)
 	for ip, a := range before {
 		if _, still := want[ip]; !still {
 			ownershipChanges.WithLabelValues("released").Inc()
@@ -1045,53 +1104,33 @@ func (s *Speaker) recordChanges(services []*v1.Service, want map[netip.Addr]anno
 	}
 }
 
-// reportKept says, once per address, when this node starts announcing it
-// from a kept config: a Warning on its services, a log line and a metric.
-// Nothing is withdrawn for it: the address is held until its service
-// releases it.
-func (s *Speaker) reportKept(byKey map[string]*v1.Service, before, want map[netip.Addr]announcement) {
-	n := 0
-	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+// reportKept says, once per address (ips: those that began being announced
+// from a kept config), a Warning on its services and a log line. Nothing is
+// withdrawn for it: the address is held until its service releases it.
+func (s *Speaker) reportKept(ips []netip.Addr, want map[netip.Addr]announcement) {
+	for _, ip := range ips {
 		a := want[ip]
-		if !a.fromKept {
-			continue
-		}
-		n++
-		if prev, had := before[ip]; had && prev.fromKept && prev.pool == a.pool {
-			continue
-		}
 		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
-		for _, key := range a.services {
-			if svc := byKey[key]; svc != nil {
-				s.recorder.Eventf(svc, v1.EventTypeWarning, "AnnouncedFromKeptConfig",
-					"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
-					ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
-			}
+		for _, svc := range s.servicesByKey(a.services) {
+			s.recorder.Eventf(svc, v1.EventTypeWarning, "AnnouncedFromKeptConfig",
+				"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
+				ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
 		}
 	}
-	keptAddresses.Set(float64(n))
 }
 
-// reportUnserved warns, once per change, the services sharing an address
-// with externalTrafficPolicy Local whose traffic this node drops: no node
-// has a ready endpoint of every service holding the address, and this one
-// serves the most of them.
-func (s *Speaker) reportUnserved(byKey map[string]*v1.Service, before, want map[netip.Addr]announcement) {
-	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+// reportUnserved warns, once per change (ips), the services sharing an
+// address with externalTrafficPolicy Local whose traffic this node drops:
+// no node has a ready endpoint of every service holding the address, and
+// this one serves the most of them.
+func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcement) {
+	for _, ip := range ips {
 		a := want[ip]
-		if len(a.unserved) == 0 {
-			continue
-		}
-		if prev, had := before[ip]; had && slices.Equal(prev.unserved, a.unserved) {
-			continue
-		}
 		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
-		for _, key := range a.unserved {
-			if svc := byKey[key]; svc != nil {
-				s.recorder.Eventf(svc, v1.EventTypeWarning, "NoLocalEndpoint",
-					"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
-					ip, s.opts.NodeName)
-			}
+		for _, svc := range s.servicesByKey(a.unserved) {
+			s.recorder.Eventf(svc, v1.EventTypeWarning, "NoLocalEndpoint",
+				"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
+				ip, s.opts.NodeName)
 		}
 	}
 }

@@ -42,8 +42,9 @@ func benchInputs(nodes, services int, local float64) ([]Node, []Address) {
 
 // BenchmarkTable is the decision alone at the sizes: "all" elects
 // every address from scratch (a start or a config change), "member" is one
-// node leaving or coming back in turn, "address" one address moving to
-// another pool and back, "none" an update with nothing changed.
+// node leaving or coming back in turn (UpdateNodes), "address" one address
+// moving to another mode and back (UpdateAddresses), "none" a full Update
+// with nothing changed (what a full sync costs it).
 func BenchmarkTable(b *testing.B) {
 	for _, size := range []struct {
 		nodes, services int
@@ -63,23 +64,23 @@ func BenchmarkTable(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				if i%2 == 0 {
-					tab.Update(without, addrs)
+					tab.UpdateNodes(without)
 				} else {
-					tab.Update(nodes, addrs)
+					tab.UpdateNodes(nodes)
 				}
 				i++
 			}
-			tab.Update(nodes, addrs)
+			tab.UpdateNodes(nodes)
 		})
 		b.Run(name+"/address", func(b *testing.B) {
-			moved := slices.Clone(addrs)
-			moved[0].Pool = &config.Pool{Name: "other", Mode: config.ModeLayer2}
+			moved := addrs[0]
+			moved.Pool = &config.Pool{Name: "other", Mode: config.ModeVIP}
 			i := 0
 			for b.Loop() {
 				if i%2 == 0 {
-					tab.Update(nodes, moved)
+					tab.UpdateAddresses([]Address{moved}, nil)
 				} else {
-					tab.Update(nodes, addrs)
+					tab.UpdateAddresses(addrs[:1], nil)
 				}
 				i++
 			}

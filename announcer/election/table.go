@@ -182,45 +182,16 @@ type Stats struct {
 func (t *Table) Update(nodes []Node, addrs []Address) Stats {
 	var st Stats
 	removed, added := t.setNodes(nodes)
-	selfChanged := slices.ContainsFunc(removed, func(n *Node) bool { return n.Name == t.self }) ||
-		slices.ContainsFunc(added, func(n *Node) bool { return n.Name == t.self })
+	selfChanged := t.selfIn(removed) || t.selfIn(added)
 
 	t.generation++
 	for i := range addrs {
-		a := &addrs[i]
-		cur := t.addrs[a.IP]
-		if cur == nil || !cur.Address.equal(a) {
-			cur = &addrState{Address: *a, generation: t.generation}
-			t.addrs[a.IP] = cur
-			t.elect(cur)
+		cur, elected := t.set(&addrs[i])
+		if elected {
 			st.Full++
-			t.decide(cur)
 			continue
 		}
-		cur.Address, cur.generation = *a, t.generation // the same election, maybe a new pool object
-		touched := selfChanged
-		switch {
-		case len(removed) == 0 && len(added) == 0:
-		case len(cur.Local) > 0 && touchesReady(cur, removed, added):
-			// A node with a ready endpoint came, went or changed: the
-			// candidates are few, or become few again.
-			t.elect(cur)
-			st.Full++
-			touched = true
-		case len(cur.Local) > 0:
-			// Its candidates are among nodes that did not change.
-		default:
-			full, n := t.absorb(cur, removed, added)
-			if full {
-				t.elect(cur)
-				st.Full++
-			}
-			st.Incremental += n
-			touched = touched || full || n > 0
-		}
-		if touched {
-			t.decide(cur)
-		}
+		st.add(t.absorbNodes(cur, removed, added, selfChanged))
 	}
 	for ip, a := range t.addrs {
 		if a.generation != t.generation {
@@ -229,6 +200,93 @@ func (t *Table) Update(nodes []Node, addrs []Address) Stats {
 		}
 	}
 	return st
+}
+
+// UpdateNodes is Update with the addresses unchanged (a membership change):
+// its cost grows with the addresses, and with the nodes only for the
+// addresses a leaving node owned.
+func (t *Table) UpdateNodes(nodes []Node) Stats {
+	var st Stats
+	removed, added := t.setNodes(nodes)
+	if len(removed) == 0 && len(added) == 0 {
+		return st
+	}
+	selfChanged := t.selfIn(removed) || t.selfIn(added)
+	for _, cur := range t.addrs {
+		st.add(t.absorbNodes(cur, removed, added, selfChanged))
+	}
+	return st
+}
+
+func (t *Table) selfIn(nodes []*Node) bool {
+	return slices.ContainsFunc(nodes, func(n *Node) bool { return n.Name == t.self })
+}
+
+func (st *Stats) add(o Stats) {
+	st.Full += o.Full
+	st.Incremental += o.Incremental
+}
+
+// absorbNodes brings an address's election up to date with nodes that left
+// or changed (removed, as they were) and came or changed (added).
+func (t *Table) absorbNodes(cur *addrState, removed, added []*Node, selfChanged bool) Stats {
+	var st Stats
+	touched := selfChanged
+	switch {
+	case len(removed) == 0 && len(added) == 0:
+	case len(cur.Local) > 0 && touchesReady(cur, removed, added):
+		// A node with a ready endpoint came, went or changed: elect again
+		// among the few.
+		t.elect(cur)
+		st.Full++
+		touched = true
+	case len(cur.Local) > 0:
+		// Its candidates are among nodes that did not change.
+	default:
+		full, n := t.absorb(cur, removed, added)
+		if full {
+			t.elect(cur)
+			st.Full++
+		}
+		st.Incremental += n
+		touched = touched || full || n > 0
+	}
+	if touched {
+		t.decide(cur)
+	}
+	return st
+}
+
+// UpdateAddresses is Update for a few addresses with the nodes unchanged:
+// changed are given anew (an election where they differ), removed are no
+// longer held. Its cost grows with the nodes, not with the other addresses.
+func (t *Table) UpdateAddresses(changed []Address, removed []netip.Addr) Stats {
+	var st Stats
+	for _, ip := range removed {
+		delete(t.addrs, ip)
+		delete(t.mine, ip)
+	}
+	for i := range changed {
+		if _, elected := t.set(&changed[i]); elected {
+			st.Full++
+		}
+	}
+	return st
+}
+
+// set puts a in the table, electing when it is new or elects differently
+// from the address it replaces.
+func (t *Table) set(a *Address) (*addrState, bool) {
+	cur := t.addrs[a.IP]
+	if cur == nil || !cur.Address.equal(a) {
+		cur = &addrState{Address: *a, generation: t.generation}
+		t.addrs[a.IP] = cur
+		t.elect(cur)
+		t.decide(cur)
+		return cur, true
+	}
+	cur.Address, cur.generation = *a, t.generation // the same election, maybe a new pool object
+	return cur, false
 }
 
 // setNodes replaces the nodes and returns those that left or changed (as

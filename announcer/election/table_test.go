@@ -150,10 +150,21 @@ func TestTableAgreesWithReference(t *testing.T) {
 			}
 		}
 		tables := map[string]*Table{}
+		var nodes []Node
+		for _, name := range names {
+			if alive[name] {
+				nodes = append(nodes, all[name])
+			}
+		}
 		for _, name := range names {
 			tables[name] = NewTable(name)
+			tables[name].Update(slices.Clone(nodes), slices.Clone(addrs))
 		}
 		for step := range 60 {
+			// An address change alone may go through UpdateAddresses, a
+			// node change alone through UpdateNodes.
+			var changed []Address
+			var released []netip.Addr
 			switch r.IntN(5) {
 			case 0: // a node leaves or comes back
 				name := names[r.IntN(len(names))]
@@ -163,9 +174,12 @@ func TestTableAgreesWithReference(t *testing.T) {
 				all[name] = randomNode(r, name)
 			case 2: // an address changes pool or endpoints
 				i := r.IntN(len(addrs))
+				addrs = slices.Clone(addrs)
 				addrs[i] = randomAddress(r, addrs[i].IP, pools, names)
+				changed = append(changed, addrs[i])
 			case 3: // an address is released
 				i := r.IntN(len(addrs))
+				released = append(released, addrs[i].IP)
 				addrs = slices.Delete(slices.Clone(addrs), i, i+1)
 			case 4: // several at once
 				for range 3 {
@@ -173,17 +187,26 @@ func TestTableAgreesWithReference(t *testing.T) {
 					alive[name] = !alive[name]
 				}
 			}
-			var nodes []Node
+			nodes = nil
 			for _, name := range names {
 				if alive[name] {
 					nodes = append(nodes, all[name])
 				}
 			}
 			for _, name := range names {
+				// Every table is updated, a dead node's too, so that each
+				// can take the next change alone.
+				switch {
+				case (changed != nil || released != nil) && r.IntN(2) == 0:
+					tables[name].UpdateAddresses(changed, released)
+				case changed == nil && released == nil && r.IntN(2) == 0:
+					tables[name].UpdateNodes(slices.Clone(nodes))
+				default:
+					tables[name].Update(slices.Clone(nodes), slices.Clone(addrs))
+				}
 				if !alive[name] {
 					continue
 				}
-				tables[name].Update(slices.Clone(nodes), slices.Clone(addrs))
 				want := reference(name, nodes, addrs)
 				if got := tables[name].Mine(); !reflect.DeepEqual(normalize(got), normalize(want)) {
 					t.Fatalf("seed %d step %d, %s: table %v, reference %v", seed, step, name, got, want)

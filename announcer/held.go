@@ -1,0 +1,177 @@
+package announcer
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/ironlb/ironlb/announcer/election"
+	"github.com/ironlb/ironlb/config"
+)
+
+// heldAddress is an address some Services hold that a pool covers, as the
+// election and the protocols take it.
+type heldAddress struct {
+	pool     *config.Pool
+	layer    int      // the config layer of pool (config.Layers)
+	fromKept bool     // pool is not from a valid ironlb-config
+	services []string // the holders, namespace/name, sorted
+	local    []election.LocalHolder
+}
+
+// heldAddresses are the addresses the Services hold, kept current by a full
+// sync and, between full syncs, by the sync of one Service: a Service or
+// EndpointSlice change costs the addresses of that Service, not a pass over
+// every Service.
+type heldAddresses struct {
+	byIP map[netip.Addr]*heldAddress
+	// holders are the Services holding each address, also one no pool
+	// covers; ofService the addresses each Service holds.
+	holders   map[netip.Addr][]string
+	ofService map[string][]netip.Addr
+	// bgpLayers are the config layers announcing some address in bgp mode:
+	// the BGP sessions follow them (config.Layers.BGP).
+	bgpLayers []int
+}
+
+// serviceKeyPrefix marks the queue keys that sync one Service (its
+// namespace/name follows).
+const serviceKeyPrefix = "service/"
+
+// gatherHeld rebuilds the held addresses from every Service and returns them
+// as the election takes them, with the config layers announcing in bgp mode.
+func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers) ([]election.Address, []int) {
+	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, holders: map[netip.Addr][]string{}, ofService: map[string][]netip.Addr{}}
+	var addrs []election.Address
+	for ip, holders := range addressesOf(services, s.opts.Filter) {
+		keys := serviceKeys(holders)
+		held.holders[ip] = keys
+		for _, key := range keys {
+			held.ofService[key] = append(held.ofService[key], ip)
+		}
+		if h := s.resolve(ip, holders, layers); h != nil {
+			held.byIP[ip] = h
+			if h.pool.Mode == config.ModeBGP && !slices.Contains(held.bgpLayers, h.layer) {
+				held.bgpLayers = append(held.bgpLayers, h.layer)
+			}
+			addrs = append(addrs, election.Address{IP: ip, Pool: h.pool, Local: h.local})
+		}
+	}
+	s.held = held
+	return addrs, held.bgpLayers
+}
+
+// resolve is how ip, held by holders, is announced: the pool of the first
+// config layer covering it; nil when none does or its mode has no protocol.
+func (s *Speaker) resolve(ip netip.Addr, holders []*v1.Service, layers config.Layers) *heldAddress {
+	if len(holders) == 0 {
+		return nil
+	}
+	pool, layer := layers.PoolFor(ip)
+	if pool == nil || s.opts.Protocols[pool.Mode] == nil {
+		return nil
+	}
+	return &heldAddress{pool: pool, layer: layer, fromKept: layer > 0 || !s.currentValid,
+		services: serviceKeys(holders), local: s.localHolders(holders)}
+}
+
+// syncService brings the addresses key's Service held and holds up to date,
+// elects for those alone and applies the result. Until the first full sync
+// there is nothing to update: that sync covers the Service.
+func (s *Speaker) syncService(ctx context.Context, key string) error {
+	if !s.hasJoined() || s.held == nil {
+		return nil
+	}
+	held := s.held
+	now, err := s.addressesOfService(key)
+	if err != nil {
+		return err
+	}
+	before := held.ofService[key]
+	if len(now) > 0 {
+		held.ofService[key] = now
+	} else {
+		delete(held.ofService, key)
+	}
+	for _, ip := range before {
+		if !slices.Contains(now, ip) {
+			held.holders[ip] = slices.DeleteFunc(held.holders[ip], func(k string) bool { return k == key })
+			if len(held.holders[ip]) == 0 {
+				delete(held.holders, ip)
+			}
+		}
+	}
+	for _, ip := range now {
+		if keys := held.holders[ip]; !slices.Contains(keys, key) {
+			held.holders[ip] = slices.Sorted(slices.Values(append(slices.Clone(keys), key)))
+		}
+	}
+	var changed []election.Address
+	var released []netip.Addr
+	for _, ip := range slices.Concat(before, now) {
+		h := s.resolve(ip, s.servicesByKey(held.holders[ip]), s.layers)
+		if h == nil {
+			if _, had := held.byIP[ip]; had {
+				delete(held.byIP, ip)
+				released = append(released, ip)
+			}
+			continue
+		}
+		held.byIP[ip] = h
+		changed = append(changed, election.Address{IP: ip, Pool: h.pool, Local: h.local})
+		if h.pool.Mode == config.ModeBGP && !slices.Contains(held.bgpLayers, h.layer) {
+			s.queue.Add(syncKey) // the BGP sessions may follow another config layer
+		}
+	}
+	s.table.UpdateAddresses(changed, released)
+	return s.apply(ctx)
+}
+
+// addressesOfService are the addresses the Service key holds, if ironlb
+// announces for it; none once it is gone.
+func (s *Speaker) addressesOfService(key string) ([]netip.Addr, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil, nil // not a Service key; nothing holds it
+	}
+	svc, err := s.services.Services(ns).Get(name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	var out []netip.Addr
+	for ip := range addressesOf([]*v1.Service{svc}, s.opts.Filter) {
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// servicesByKey are the Services named by keys that still exist.
+func (s *Speaker) servicesByKey(keys []string) []*v1.Service {
+	out := make([]*v1.Service, 0, len(keys))
+	for _, key := range keys {
+		if svc := s.serviceByKey(key); svc != nil {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// serviceByKey is the Service namespace/name, or nil.
+func (s *Speaker) serviceByKey(key string) *v1.Service {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	svc, err := s.services.Services(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	return svc
+}

@@ -1,0 +1,173 @@
+package announcer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/config"
+)
+
+// startedSpeaker is a speaker for self over client with its caches synced,
+// joined, and its first full sync done.
+func startedSpeaker(t *testing.T, ctx context.Context, client kubernetes.Interface, self string, members *fakeMembers) *Speaker {
+	t.Helper()
+	protos := map[config.Mode]Protocol{}
+	for _, m := range config.Modes {
+		protos[m] = &recordingProtocol{}
+	}
+	s := NewSpeaker(client, members, SpeakerOptions{
+		NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName, Protocols: protos})
+	t.Cleanup(s.queue.ShutDown)
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	s.joined = true
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestServiceSyncsAgreeWithAFullSync changes Services, EndpointSlices and
+// members at random and syncs only the changed Service, or only the
+// members, as the queue does; after each change, what each node announces
+// must be what a full sync gives.
+func TestServiceSyncsAgreeWithAFullSync(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: speakerConfig}}
+	nodeNames := []string{"node-1", "node-2", "node-3"}
+	objs := []runtime.Object{cm, node("node-1", nil), node("node-2", map[string]string{"edge": "true"}), node("node-3", nil)}
+	client := fake.NewClientset(objs...)
+	var all []membership.Member
+	for _, n := range nodeNames {
+		all = append(all, membership.Member{Name: n, Meta: lanMeta(), MetaKnown: true})
+	}
+	members := &fakeMembers{members: all, changes: make(chan struct{})}
+	alive := map[string]bool{"node-1": true, "node-2": true, "node-3": true}
+	speakers := map[string]*Speaker{}
+	for _, n := range nodeNames {
+		speakers[n] = startedSpeaker(t, ctx, client, n, members)
+	}
+	ips := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3", "198.51.100.201", "198.51.100.100", "198.51.100.9"}
+	r := rand.New(rand.NewPCG(1, 2))
+	svcs := client.CoreV1().Services("default")
+	sls := client.DiscoveryV1().EndpointSlices("default")
+	for step := range 120 {
+		name := fmt.Sprintf("s%d", r.IntN(6))
+		var err error
+		membersChanged := false
+		switch op := r.IntN(5); op {
+		case 0, 1: // create or update with a random address and policy
+			svc := lbWithIP(name, ips[r.IntN(len(ips))], r.IntN(2) == 0)
+			if _, err = svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+				_, err = svcs.Create(ctx, svc, metav1.CreateOptions{})
+			}
+		case 2: // delete
+			err = svcs.Delete(ctx, name, metav1.DeleteOptions{})
+		case 3: // its endpoints move
+			sl := slice(name, nodeNames[r.IntN(3)], r.IntN(3) > 0)
+			sl.Name = name + "-eps"
+			if _, err = sls.Update(ctx, sl, metav1.UpdateOptions{}); err != nil {
+				_, err = sls.Create(ctx, sl, metav1.CreateOptions{})
+			}
+		case 4: // a member leaves or comes back
+			n := nodeNames[r.IntN(3)]
+			alive[n] = !alive[n]
+			members.mu.Lock()
+			members.members = slices.DeleteFunc(slices.Clone(all), func(m membership.Member) bool { return !alive[m.Name] })
+			members.mu.Unlock()
+			membersChanged = true
+		}
+		_ = err // a delete of a missing Service, say: nothing changes
+		for _, n := range nodeNames {
+			s := speakers[n]
+			waitForCaches(t, s, client)
+			sync := func() error { return s.syncService(ctx, "default/"+name) }
+			if membersChanged {
+				sync = func() error { return s.syncMembers(ctx) }
+			}
+			if err := sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, n := range nodeNames {
+			if !alive[n] {
+				continue
+			}
+			got := speakers[n].announcedNow()
+			fresh := startedSpeaker(t, ctx, client, n, members)
+			if want := fresh.announcedNow(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d (%s), %s: after a service sync %v, a full sync gives %v", step, name, n, got, want)
+			}
+			fresh.queue.ShutDown()
+		}
+	}
+}
+
+func (s *Speaker) announcedNow() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for ip, a := range s.announced {
+		out[ip.String()] = fmt.Sprintf("%s %s %v %v %s %v", a.mode, a.iface, a.services, a.unserved, a.pool, a.fromKept)
+	}
+	return out
+}
+
+// waitForCaches waits until s's Service and EndpointSlice caches hold what
+// the API holds.
+func waitForCaches(t *testing.T, s *Speaker, client kubernetes.Interface) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		svcs, _ := client.CoreV1().Services("").List(context.Background(), metav1.ListOptions{})
+		sls, _ := client.DiscoveryV1().EndpointSlices("").List(context.Background(), metav1.ListOptions{})
+		if cachesHold(s, svcs.Items, sls.Items) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("caches did not catch up within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cachesHold(s *Speaker, svcs []v1.Service, sls []discoveryv1.EndpointSlice) bool {
+	cached, _ := s.services.List(labels.Everything())
+	if len(cached) != len(svcs) {
+		return false
+	}
+	for i := range svcs {
+		c, err := s.services.Services(svcs[i].Namespace).Get(svcs[i].Name)
+		if err != nil || !reflect.DeepEqual(c.Spec, svcs[i].Spec) || !reflect.DeepEqual(c.Status, svcs[i].Status) {
+			return false
+		}
+	}
+	if len(s.sliceIndex.List()) != len(sls) {
+		return false
+	}
+	for i := range sls {
+		obj, ok, _ := s.sliceIndex.GetByKey(sls[i].Namespace + "/" + sls[i].Name)
+		if !ok || !reflect.DeepEqual(obj.(*discoveryv1.EndpointSlice).Endpoints, sls[i].Endpoints) {
+			return false
+		}
+	}
+	return true
+}
