@@ -59,7 +59,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBGP$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./migrate/
 
-## bench: allocator benchmarks (figures go to docs/benchmarks.md).
+## bench: allocator, election and speaker-sync benchmarks (figures go to
+## docs/benchmarks.md and docs/scale.md; the 1,000-node sizes take minutes).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
 
