@@ -263,6 +263,11 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		table:            election.NewTable(opts.NodeName),
 		nodesChanged:     make(chan struct{}, 1),
 	}
+	for informer, slim := range map[cache.SharedIndexInformer]cache.TransformFunc{
+		svcInformer.Informer(): slimService, sliceInformer.Informer(): slimEndpointSlice, nodeInformer.Informer(): slimNode,
+	} {
+		_ = informer.SetTransform(slim) // fails only once started
+	}
 	// A Local service's ready nodes are read per service, not by listing
 	// every slice of its namespace.
 	_ = sliceInformer.Informer().AddIndexers(cache.Indexers{byServiceIndex: sliceService})
