@@ -2,11 +2,15 @@ package announcer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ironlb/ironlb/announcer/membership"
@@ -74,5 +78,41 @@ func TestJoinDoesNotWaitForADeadNode(t *testing.T) {
 			t.Fatal("the speaker waited for the join to the dead node before announcing")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// countingMembers counts the joins it is asked for.
+type countingMembers struct {
+	fakeMembers
+	joins atomic.Int32
+}
+
+func (c *countingMembers) Join(addrs []string) (int, error) {
+	c.joins.Add(int32(len(addrs)))
+	return 0, errors.New("connection refused")
+}
+
+// TestJoinContactsAFewAtOnce: a starting speaker among a thousand nodes
+// contacts joinFanout of them per round, not all: one answer brings the
+// whole view, and a thousand joins would pull it a thousand times.
+func TestJoinContactsAFewAtOnce(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 1000 {
+		objs = append(objs, nodeWithIP(fmt.Sprintf("node-%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	members := &countingMembers{fakeMembers: fakeMembers{members: []membership.Member{{Name: "node-0", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}}
+	s := NewSpeaker(fake.NewClientset(objs...), members, SpeakerOptions{
+		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	if missing := s.joinNodes(); missing != 999 {
+		t.Errorf("%d unknown, want 999", missing)
+	}
+	if got := members.joins.Load(); got != joinFanout {
+		t.Errorf("one round contacted %d speakers, want %d", got, joinFanout)
 	}
 }

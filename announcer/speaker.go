@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -781,20 +782,62 @@ func (s *Speaker) joinGrace() time.Duration {
 	return 10 * time.Second
 }
 
-// joinNodes asks membership to contact every node's speaker it does not
-// know yet, and returns how many stay unknown. Nodes are found from the Node
-// list: their InternalIP. A node without a speaker (not running yet, or
-// excluded from the DaemonSet) counts as unknown until the join grace ends.
+// joinNodes asks membership to contact node speakers it does not know yet,
+// and returns how many stay unknown. Nodes are found from the Node list:
+// their InternalIP. A node without a speaker (not running yet, or excluded
+// from the DaemonSet) counts as unknown until the join grace ends.
 //
-// Each address is contacted on its own, all at once: one join to a node
-// that is down waits out a TCP timeout, and the other speakers elect this
-// one as soon as any join reaches them, so this speaker announces from the
-// first answer on, not after the slowest.
+// Up to joinFanout of them, picked at random, are contacted at once: one
+// join to a node that is down waits out a TCP timeout, and the other
+// speakers elect this one as soon as any join reaches them, so this speaker
+// announces from the first answer on, not after the slowest. More at once
+// would not help: one answer brings the whole cluster's view (a push-pull
+// of every member's state), and a starting speaker contacting all of a
+// thousand nodes would pull that view a thousand times. The others are
+// contacted on the next rounds, if still unknown by then.
 func (s *Speaker) joinNodes() int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return 0
 	}
+	addrs := s.unknownAddresses(nodes)
+	if len(addrs) == 0 {
+		return 0
+	}
+	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+	contact := addrs[:min(len(addrs), joinFanout)]
+	answered := make(chan bool, len(contact))
+	for _, addr := range contact {
+		go func() {
+			n, err := s.members.Join([]string{addr})
+			if err != nil {
+				klog.V(2).InfoS("A speaker did not answer yet", "address", addr, "err", err)
+			}
+			answered <- err == nil && n > 0
+		}()
+	}
+	missing := len(addrs)
+	for range contact {
+		if <-answered {
+			missing--
+			if !s.hasJoined() {
+				// Joining one member syncs its whole view of the cluster.
+				s.markJoined("joined the cluster")
+			}
+		}
+	}
+	if missing < len(addrs) {
+		// The answers brought the others' views: count again.
+		missing = len(s.unknownAddresses(nodes))
+	}
+	return missing
+}
+
+// joinFanout bounds the speakers a join round contacts at once.
+const joinFanout = 8
+
+// unknownAddresses are the InternalIPs of the nodes that are not members.
+func (s *Speaker) unknownAddresses(nodes []*v1.Node) []string {
 	known := map[string]bool{}
 	for _, m := range s.members.Alive() {
 		known[m.Name] = true
@@ -811,30 +854,7 @@ func (s *Speaker) joinNodes() int {
 			}
 		}
 	}
-	if len(addrs) == 0 {
-		return 0
-	}
-	answered := make(chan bool, len(addrs))
-	for _, addr := range addrs {
-		go func() {
-			n, err := s.members.Join([]string{addr})
-			if err != nil {
-				klog.V(2).InfoS("A speaker did not answer yet", "address", addr, "err", err)
-			}
-			answered <- err == nil && n > 0
-		}()
-	}
-	missing := len(addrs)
-	for range addrs {
-		if <-answered {
-			missing--
-			if !s.hasJoined() {
-				// Joining one member syncs its whole view of the cluster.
-				s.markJoined("joined the cluster")
-			}
-		}
-	}
-	return missing
+	return addrs
 }
 
 // retryBGP configures BGP again after a failure, and schedules the next try
