@@ -31,6 +31,11 @@ var (
 		Namespace: "ironlb", Subsystem: "speaker", Name: "kept_addresses",
 		Help: "Addresses this node announces from a kept config (ironlb-config missing or invalid, or no longer covering them).", StabilityLevel: metrics.ALPHA,
 	})
+	syncDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "sync_duration_seconds",
+		Help:    "Time a sync took, by kind: all (a Node, config or partition change gathers everything), members (a membership change) or service (one Service's or its EndpointSlices' change).",
+		Buckets: metrics.ExponentialBuckets(0.00005, 2, 18), StabilityLevel: metrics.ALPHA,
+	}, []string{"kind"})
 	bgpSessionUp = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace: "ironlb", Name: "bgp_session_up",
 		Help: "1 when the BGP session with a peer is established on a node, 0 when it is not.", StabilityLevel: metrics.ALPHA,
@@ -44,5 +49,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, syncDuration, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp)
 }

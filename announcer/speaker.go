@@ -93,6 +93,35 @@ type SpeakerOptions struct {
 	// Filter selects the Services whose addresses are announced, as
 	// ironlb-ccm selects those it serves. Default: config.DefaultClassFilter.
 	Filter config.ClassFilter
+	// Informers, when set, are shared with other speakers of the same
+	// process (a simulation); by default each speaker has its own.
+	Informers *Informers
+	// LocalMeta, when set, says what this node's interfaces are instead of
+	// reading the host's, which is then not watched (a simulation, whose
+	// speakers share one host).
+	LocalMeta func() (membership.Meta, error)
+}
+
+// Informers are the caches a speaker reads: the cluster's Services,
+// EndpointSlices and Nodes, and the two ConfigMaps of its config.
+type Informers struct {
+	cluster, config, kept informers.SharedInformerFactory
+}
+
+// NewInformers returns the caches of one speaker, or of several that share
+// them.
+func NewInformers(client kubernetes.Interface, configNamespace, configName string) *Informers {
+	// One ConfigMap each: a field selector names one object, and RBAC
+	// grants only these two.
+	oneConfigMap := func(name string) informers.SharedInformerFactory {
+		return informers.NewSharedInformerFactoryWithOptions(client, 0,
+			informers.WithNamespace(configNamespace),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+	}
+	return &Informers{cluster: informers.NewSharedInformerFactory(client, 0),
+		config: oneConfigMap(configName), kept: oneConfigMap(config.LastGoodName(configName))}
 }
 
 // joinRetry is how soon unanswered speakers are contacted again; it backs
@@ -218,17 +247,10 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	if opts.Filter.Class == "" {
 		opts.Filter = config.DefaultClassFilter()
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
-	// One ConfigMap each: a field selector names one object, and RBAC
-	// grants only these two.
-	oneConfigMap := func(name string) informers.SharedInformerFactory {
-		return informers.NewSharedInformerFactoryWithOptions(client, 0,
-			informers.WithNamespace(opts.ConfigNamespace),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			}))
+	if opts.Informers == nil {
+		opts.Informers = NewInformers(client, opts.ConfigNamespace, opts.ConfigName)
 	}
-	cmFactory, keptFactory := oneConfigMap(opts.ConfigName), oneConfigMap(config.LastGoodName(opts.ConfigName))
+	factory, cmFactory, keptFactory := opts.Informers.cluster, opts.Informers.config, opts.Informers.kept
 	svcInformer := factory.Core().V1().Services()
 	sliceInformer := factory.Discovery().V1().EndpointSlices()
 	nodeInformer := factory.Core().V1().Nodes()
@@ -441,10 +463,12 @@ func (s *Speaker) Run(ctx context.Context) error {
 	go s.joinLoop(ctx)
 	s.publishMeta()
 	s.warnIfIPVSAnswersARP(ctx)
-	go watchAddresses(ctx, func() {
-		s.publishMeta()
-		s.queue.Add(syncKey)
-	})
+	if s.opts.LocalMeta == nil {
+		go watchAddresses(ctx, func() {
+			s.publishMeta()
+			s.queue.Add(syncKey)
+		})
+	}
 	go func() {
 		for {
 			select {
@@ -483,17 +507,22 @@ func (s *Speaker) processNext(ctx context.Context) bool {
 	}
 	defer s.queue.Done(key)
 	var err error
+	start := time.Now()
+	kind := "all"
 	switch {
 	case key == bgpKey:
 		s.retryBGP(ctx)
 		return true
 	case strings.HasPrefix(key, serviceKeyPrefix):
+		kind = "service"
 		err = s.syncService(ctx, strings.TrimPrefix(key, serviceKeyPrefix))
 	case key == membersKey:
+		kind = "members"
 		err = s.syncMembers(ctx)
 	default:
 		err = s.sync(ctx)
 	}
+	syncDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if err != nil {
 		klog.ErrorS(err, "Sync failed; retrying")
 		s.queue.AddRateLimited(key)
@@ -504,7 +533,11 @@ func (s *Speaker) processNext(ctx context.Context) bool {
 }
 
 func (s *Speaker) publishMeta() {
-	meta, err := LocalMeta()
+	read := LocalMeta
+	if s.opts.LocalMeta != nil {
+		read = s.opts.LocalMeta
+	}
+	meta, err := read()
 	if err != nil {
 		klog.ErrorS(err, "Reading local interfaces failed")
 		return

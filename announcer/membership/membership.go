@@ -236,6 +236,12 @@ func (m *Members) Leave(ctx context.Context) error {
 	return err
 }
 
+// Shutdown stops without leaving: to the others this member crashed, and
+// they find it gone after their failure detection (a simulation's kill).
+func (m *Members) Shutdown() error {
+	return m.list.Shutdown()
+}
+
 func (m *Members) notify() {
 	select {
 	case m.changes <- struct{}{}:

@@ -1,0 +1,268 @@
+// Command sim runs many ironlb speakers in one process against one real
+// kube-apiserver, kills them one after another and measures how the others
+// take over (`make sim`).
+//
+// Each simulated speaker is the real thing but for its protocols: its own
+// real memberlist on its own loopback address (127.77.0.0/16), the real
+// controller and election (announcer.Speaker), the real SpeakerStatus
+// reporter, and a protocol that records what it announces. They share one
+// set of informers, so the apiserver serves N speakers' API load but not N
+// watch streams of every object. The apiserver holds N Node objects, S
+// LoadBalancer Services with their addresses in status (no CCM runs: the
+// simulation writes them) and an EndpointSlice with ready endpoints on three
+// nodes for each Local one.
+//
+// A kill is a crash: the memberlist stops without leaving, the controller
+// and reporter stop, and what the speaker announced is dropped at once (a
+// dead node answers nothing). It ends with one line of figures and exits
+// non-zero when an address ends with no owner or two, or a takeover did not
+// end within its bound.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/test/framework"
+)
+
+type options struct {
+	nodes, services, kills int
+	startBatch             int
+	status                 bool
+	local                  float64
+	port                   int
+	out                    string
+	settle, bound          time.Duration
+	seed                   uint64
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.nodes, "nodes", 100, "simulated nodes, each with a speaker")
+	flag.IntVar(&o.services, "services", 2000, "LoadBalancer Services, one address each")
+	flag.Float64Var(&o.local, "local", 0.5, "fraction of the Services with externalTrafficPolicy Local")
+	flag.IntVar(&o.kills, "kill", 10, "speakers killed one after another")
+	flag.IntVar(&o.startBatch, "start-batch", 10, "speakers started at once, each batch once the previous has joined")
+	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
+	flag.IntVar(&o.port, "port", 17946, "memberlist port every simulated speaker listens on, on its own loopback address")
+	flag.StringVar(&o.out, "out", "", "also append the result line (and the machine's load) to this file")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "how long to watch for further moves after each takeover")
+	flag.DurationVar(&o.bound, "bound", 30*time.Second, "a takeover not done within this fails the run")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the kill order and endpoint placement")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	klog.InitFlags(nil)
+	_ = flag.Set("v", "0")
+	flag.Parse()
+	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.nodes > 60000 {
+		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes and at least one service")
+		os.Exit(2)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, o)
+	if res != nil {
+		line := res.line()
+		fmt.Println(line)
+		fmt.Println(machineLine())
+		if o.out != "" {
+			appendLine(o.out, line+"\n"+machineLine())
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) (*result, error) {
+	start := time.Now()
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "sim: %5.1fs "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
+	}
+	// Local Services need a health check node port each: widen the range
+	// past the default 2,768.
+	cp, err := framework.StartControlPlane(ctx, framework.Options{
+		ExtraApiserverArgs: []string{"--service-node-port-range=10000-62000", "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"},
+		Logf:               progress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cp.Stop()
+	if err := framework.InstallCRDs(ctx, cp.RESTConfig); err != nil {
+		return nil, err
+	}
+	api := &apiCounter{}
+	cfg := rest.CopyConfig(cp.RESTConfig)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	cfg.Wrap(api.wrap)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(o.seed, 42))
+	progress("creating %d Nodes, %d Services (%.0f%% Local) and their EndpointSlices", o.nodes, o.services, 100*o.local)
+	w := newWorld(o, rng)
+	if err := w.populate(ctx, client, progress); err != nil {
+		return nil, err
+	}
+	gossip := countGossip()
+	progress("starting %d speakers, %d at a time", o.nodes, o.startBatch)
+	sim, err := startSpeakers(ctx, o, client, dyn, meta, w)
+	if err != nil {
+		return nil, err
+	}
+	defer sim.stopAll()
+	progress("%d speakers started; waiting until every address has one owner", o.nodes)
+	if err := sim.tracker.waitSettled(ctx, w.addrs, 5*time.Minute); err != nil {
+		progress("members seen by each speaker: %v", sim.memberCounts())
+		return nil, fmt.Errorf("initial election: %w", err)
+	}
+	progress("every address has one owner; killing %d speakers one after another", o.kills)
+
+	res := &result{nodes: o.nodes, services: o.services, kills: o.kills}
+	cpu0, wall0, gossip0, sync0 := processCPU(), time.Now(), gossip(), syncHistogram()
+	sim.tracker.resetDoubles()
+	for k := range o.kills {
+		victim := sim.randomAlive(rng)
+		before := sim.tracker.ownerOf()
+		bytes0 := api.written()
+		killedAt := time.Now()
+		sim.kill(victim)
+		// A Local Service whose every ready endpoint was on killed nodes
+		// is rightly announced by no one: the endpoints stay as the
+		// simulation wrote them, no controller moves them.
+		owned := w.servable(ownedBy(before, victim), sim.alive())
+		took, err := sim.tracker.waitOwned(ctx, owned, killedAt, o.bound)
+		if err != nil {
+			return res, fmt.Errorf("kill %d (%s, owner of %d): %w", k+1, victim, len(owned), err)
+		}
+		res.converge = append(res.converge, took)
+		if err := sleep(ctx, o.settle); err != nil {
+			return res, err
+		}
+		after := sim.tracker.ownerOf()
+		for _, ip := range w.servable(w.addrs, sim.alive()) {
+			if owner := before[ip]; owner != victim && after[ip] != owner {
+				res.movedForeign++
+			}
+		}
+		res.apiBytes += api.written() - bytes0
+		progress("kill %d: %s owned %d addresses, each had one owner again after %v (%v since the kill, settled)",
+			k+1, victim, len(owned), took.Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
+	}
+	wall := time.Since(wall0)
+	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / wall.Seconds() / float64(o.nodes)
+	res.gossipPerSpeaker = (gossip() - gossip0) / wall.Seconds() / float64(o.nodes)
+	res.syncP99 = syncHistogram().since(sync0).quantile(0.99)
+	res.doubleMax = sim.tracker.maxDouble()
+	res.unservable = len(w.addrs) - len(w.servable(w.addrs, sim.alive()))
+	if bad := sim.tracker.unsettled(w.servable(w.addrs, sim.alive())); len(bad) > 0 {
+		return res, fmt.Errorf("%d addresses end with no owner or more than one, e.g. %s", len(bad), strings.Join(bad[:min(5, len(bad))], ", "))
+	}
+	return res, nil
+}
+
+// result is what the run measured.
+type result struct {
+	nodes, services, kills int
+	startBatch             int
+	status                 bool
+	converge               []time.Duration
+	movedForeign           int
+	doubleMax              time.Duration
+	syncP99                time.Duration
+	cpuPerSpeakerPct       float64
+	gossipPerSpeaker       float64
+	apiBytes               int64
+	// unservable are the Local Services left with no ready endpoint on a
+	// live node (not counted as unowned).
+	unservable int
+}
+
+func (r *result) line() string {
+	sorted := slices.Clone(r.converge)
+	slices.Sort(sorted)
+	apiPerChange := int64(0)
+	if len(r.converge) > 0 {
+		apiPerChange = r.apiBytes / int64(len(r.converge))
+	}
+	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d unservable=%d",
+		r.nodes, r.services, len(r.converge), quantile(sorted, 0.5).Milliseconds(), quantile(sorted, 0.99).Milliseconds(),
+		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, r.unservable)
+}
+
+// quantile of sorted durations (nearest rank); 0 for none.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ownedBy(owners map[netip.Addr]string, node string) []netip.Addr {
+	var out []netip.Addr
+	for ip, o := range owners {
+		if o == node {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func machineLine() string {
+	load, _ := os.ReadFile("/proc/loadavg")
+	return fmt.Sprintf("machine: cpus=%d loadavg=%s", numCPU(), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+}
+
+func appendLine(path, line string) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, line)
+}
