@@ -29,7 +29,7 @@ apiserver:
 	@bash hack/ensure-apiserver.sh
 
 ## test: everything CI runs.
-test: deps apiserver fmt-check vet unit fuzz integration
+test: deps apiserver fmt-check vet unit fuzz integration sim-ci
 
 # One package at a time: the BGP and layer2 tests run real routers and time
 # BFD and failover, which a parallel build on two cores can starve (a BFD
@@ -42,6 +42,18 @@ unit:
 ## failover tests measure timing and must not share two cores with a build.
 integration: build
 	IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 25m ./test/...
+
+## sim: speakers simulated in one process against a real apiserver, killed
+## one after another (docs/scale.md); e.g. SIM_ARGS="-nodes 60 -services 1200
+## -kill 10 -out sim.txt". sim-ci is the size CI runs: on two cores, more
+## in-process speakers starve each other's memberlist probes.
+SIM_ARGS ?=
+SIM_CI_ARGS ?= -nodes 40 -services 800 -kill 10
+.PHONY: sim sim-ci
+sim: deps apiserver
+	$(GO) run ./test/cmd/sim $(SIM_ARGS)
+sim-ci: deps apiserver
+	$(GO) run ./test/cmd/sim $(SIM_CI_ARGS)
 
 vet:
 	$(GO) vet ./...

@@ -355,7 +355,13 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 	defer r.mu.Unlock()
 	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
 	if state == v1alpha1.SpeakerRunning || state == v1alpha1.SpeakerPartitioned {
-		st.MemberNames, st.Members = slices.Clone(r.alive), len(r.alive)
+		// Only the sweeper (the lowest alive name) lists the members: a
+		// partition's marker is always its side's sweeper, and every
+		// speaker listing them would cost each membership change a write
+		// per node, each growing with the node count.
+		if len(r.alive) > 0 && r.alive[0] == r.opts.NodeName {
+			st.MemberNames, st.Members = slices.Clone(r.alive), len(r.alive)
+		}
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])
 		}
@@ -406,6 +412,10 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 		return nil
 	}
 	next.Status = want
+	// An update without managed fields keeps the stored ones (the
+	// apiserver resets them only when told to): sending them back would
+	// add their size to every write.
+	next.ManagedFields = nil
 	u, err := v1alpha1.ToUnstructured(next)
 	if err != nil {
 		return err

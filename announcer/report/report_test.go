@@ -320,8 +320,8 @@ func BenchmarkObjectSize(b *testing.B) {
 	b.ReportMetric(float64(1536*1024)/(float64(size)/n), "announcements/1.5MiB")
 }
 
-// Each speaker publishes how many members it sees; the other side of a
-// partition reads it.
+// The sweeper (lowest alive name) publishes the members it sees; the other
+// side of a partition reads it.
 func TestMembersSeenBy(t *testing.T) {
 	client := newFakeClient()
 	r := startReporter(t, client, "n1", &clock{now: t0})
@@ -334,6 +334,42 @@ func TestMembersSeenBy(t *testing.T) {
 	if _, err := r.MembersSeenBy(context.Background(), "n9"); err == nil {
 		t.Error("MembersSeenBy of a node without a SpeakerStatus: no error")
 	}
+}
+
+// TestOnlyTheSweeperListsMembers: a membership change costs the other
+// speakers no write, however many nodes there are.
+func TestOnlyTheSweeperListsMembers(t *testing.T) {
+	client := newFakeClient()
+	r := startReporter(t, client, "n2", &clock{now: t0})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Interface: "eth0", Services: []string{"default/web"}}})
+	r.MembersChanged([]string{"n1", "n2", "n3"})
+	waitStatus(t, client, "n2", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.AnnouncedAddresses == 1 })
+	writes := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "create" || a.GetVerb() == "update" {
+				n++
+			}
+		}
+		return n
+	}
+	before := writes()
+	r.MembersChanged([]string{"n1", "n2"}) // n3 left
+	r.MembersChanged([]string{"n1", "n2", "n4"})
+	time.Sleep(3 * coalesce)
+	if got := writes() - before; got != 0 {
+		t.Errorf("two membership changes cost a non-sweeper %d writes, want 0", got)
+	}
+	obj, err := client.Resource(v1alpha1.SpeakerStatusResource).Get(context.Background(), "n2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := v1alpha1.FromUnstructured(obj); st.Status.Members != 0 || len(st.Status.MemberNames) != 0 {
+		t.Errorf("a non-sweeper lists members: %d %v", st.Status.Members, st.Status.MemberNames)
+	}
+	// n1 gone: n2 sweeps now, and lists them.
+	r.MembersChanged([]string{"n2", "n4"})
+	waitStatus(t, client, "n2", func(s *v1alpha1.SpeakerStatus) bool { return slices.Equal(s.Status.MemberNames, []string{"n2", "n4"}) })
 }
 
 // TestSweepPublishesOwnMembersFirst: when the sweep marks a departed

@@ -65,11 +65,14 @@ type SpeakerStatusStatus struct {
 	// UpdateTime is when this object was last written.
 	UpdateTime metav1.Time `json:"updateTime"`
 	// MemberNames are the speakers this one sees alive through memberlist,
-	// itself included, sorted; Members counts them. On a memberlist
-	// partition each side reads the other side here
+	// itself included, sorted; Members counts them. Only the speaker that
+	// sweeps (the alive one with the lowest name) lists them, so a
+	// membership change costs one write rather than one per node. On a
+	// memberlist partition each side's sweeper marks the other side, and
+	// the marked speakers read the marker's list here
 	// (announcer/partition.go).
 	MemberNames []string `json:"memberNames,omitempty"`
-	Members     int      `json:"members"`
+	Members     int      `json:"members,omitempty"`
 	// AnnouncedAddresses counts Announcements, and EstablishedSessions the
 	// established BGPSessions: kubectl's columns cannot count lists.
 	AnnouncedAddresses  int `json:"announcedAddresses"`

@@ -23,6 +23,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -67,9 +68,20 @@ func main() {
 	flag.DurationVar(&o.bound, "bound", 30*time.Second, "a takeover not done within this fails the run")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the kill order and endpoint placement")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	logPath := flag.String("log", "", "write the speakers' logs (klog) to this file; by default they are dropped")
 	klog.InitFlags(nil)
-	_ = flag.Set("v", "0")
 	flag.Parse()
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
+	if *logPath != "" {
+		f, err := os.Create(*logPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sim:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		klog.SetOutput(f)
+	}
 	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.nodes > 60000 {
 		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes and at least one service")
 		os.Exit(2)
@@ -150,10 +162,15 @@ func run(ctx context.Context, o options) (*result, error) {
 		progress("members seen by each speaker: %v", sim.memberCounts())
 		return nil, fmt.Errorf("initial election: %w", err)
 	}
+	// The start's Events and status writes drain before the kills, so that
+	// each kill's API bytes are its own.
+	if err := api.waitQuiet(ctx, 2*time.Second, 3*time.Minute); err != nil {
+		return nil, err
+	}
 	progress("every address has one owner; killing %d speakers one after another", o.kills)
 
 	res := &result{nodes: o.nodes, services: o.services, kills: o.kills}
-	cpu0, wall0, gossip0, sync0 := processCPU(), time.Now(), gossip(), syncHistogram()
+	cpu0, wall0, gossip0, sync0, api0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown()
 	sim.tracker.resetDoubles()
 	for k := range o.kills {
 		victim := sim.randomAlive(rng)
@@ -184,10 +201,18 @@ func run(ctx context.Context, o options) (*result, error) {
 			k+1, victim, len(owned), took.Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
 	}
 	wall := time.Since(wall0)
+	for key, n := range api.breakdown() {
+		if d := n - api0[key]; d > 0 && len(res.converge) > 0 {
+			progress("API writes per kill: %s %d bytes", key, d/int64(len(res.converge)))
+		}
+	}
 	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / wall.Seconds() / float64(o.nodes)
 	res.gossipPerSpeaker = (gossip() - gossip0) / wall.Seconds() / float64(o.nodes)
 	res.syncP99 = syncHistogram().since(sync0).quantile(0.99)
 	res.doubleMax = sim.tracker.maxDouble()
+	for _, d := range sim.tracker.longDoubles() {
+		progress("two owners: %s", d)
+	}
 	res.unservable = len(w.addrs) - len(w.servable(w.addrs, sim.alive()))
 	if bad := sim.tracker.unsettled(w.servable(w.addrs, sim.alive())); len(bad) > 0 {
 		return res, fmt.Errorf("%d addresses end with no owner or more than one, e.g. %s", len(bad), strings.Join(bad[:min(5, len(bad))], ", "))

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,6 +23,8 @@ import (
 // update, patch, delete) the speakers send.
 type apiCounter struct {
 	bytes atomic.Int64
+	mu    sync.Mutex
+	byRes map[string]int64 // by resource, for the breakdown
 }
 
 func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -25,6 +33,20 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 			if req.ContentLength > 0 {
 				c.bytes.Add(req.ContentLength)
+				c.mu.Lock()
+				if c.byRes == nil {
+					c.byRes = map[string]int64{}
+				}
+				key := resourceOf(req.URL.Path) + " " + req.Method
+				if key == "events POST" && req.GetBody != nil {
+					if body, err := req.GetBody(); err == nil {
+						var ev struct{ Reason string }
+						_ = json.NewDecoder(body).Decode(&ev)
+						key += " " + ev.Reason
+					}
+				}
+				c.byRes[key] += req.ContentLength
+				c.mu.Unlock()
 			}
 		}
 		return rt.RoundTrip(req)
@@ -32,6 +54,49 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 }
 
 func (c *apiCounter) written() int64 { return c.bytes.Load() }
+
+// waitQuiet waits until nothing has been written for quiet.
+func (c *apiCounter) waitQuiet(ctx context.Context, quiet, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	last, since := c.written(), time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the API writes did not stop for %v within %v", quiet, bound)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		if n := c.written(); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return nil
+}
+
+// breakdown is the bytes written so far by resource and verb.
+func (c *apiCounter) breakdown() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.byRes)
+}
+
+// resourceOf is the resource a request path names: the segment after the
+// namespace and its name, or after the version.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i, p := range parts {
+		if p == "namespaces" && i+2 < len(parts) {
+			return parts[i+2]
+		}
+	}
+	if len(parts) >= 4 && parts[0] == "apis" {
+		return parts[3]
+	}
+	if len(parts) >= 3 && parts[0] == "api" {
+		return parts[2]
+	}
+	return path
+}
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,12 +195,18 @@ type tracker struct {
 	owners      map[netip.Addr]map[string]bool
 	dead        map[string]bool
 	doubleSince map[netip.Addr]time.Time
+	doubleWho   map[netip.Addr][]string
 	doubleMax   time.Duration
+	// doubles are the spells of two owners longer than doubleReport.
+	doubles []string
 }
+
+// doubleReport is how long two owners must last to be named.
+const doubleReport = 500 * time.Millisecond
 
 func newTracker() *tracker {
 	return &tracker{announced: map[string]map[netip.Addr]bool{}, owners: map[netip.Addr]map[string]bool{},
-		dead: map[string]bool{}, doubleSince: map[netip.Addr]time.Time{}}
+		dead: map[string]bool{}, doubleSince: map[netip.Addr]time.Time{}, doubleWho: map[netip.Addr][]string{}}
 }
 
 func (t *tracker) set(node string, want map[netip.Addr]string) {
@@ -243,6 +250,7 @@ func (t *tracker) add(ip netip.Addr, node string, now time.Time) {
 	t.owners[ip][node] = true
 	if len(t.owners[ip]) == 2 {
 		t.doubleSince[ip] = now
+		t.doubleWho[ip] = nodesOf(t.owners[ip])
 	}
 }
 
@@ -250,6 +258,9 @@ func (t *tracker) remove(ip netip.Addr, node string, now time.Time) {
 	delete(t.owners[ip], node)
 	if since, ok := t.doubleSince[ip]; ok && len(t.owners[ip]) < 2 {
 		t.doubleMax = max(t.doubleMax, now.Sub(since))
+		if d := now.Sub(since); d > doubleReport {
+			t.doubles = append(t.doubles, fmt.Sprintf("%s owned by %v from %s for %v", ip, t.doubleWho[ip], since.Format("15:04:05.000"), d.Round(time.Millisecond)))
+		}
 		delete(t.doubleSince, ip)
 	}
 }
@@ -258,11 +269,18 @@ func (t *tracker) remove(ip netip.Addr, node string, now time.Time) {
 func (t *tracker) resetDoubles() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.doubleMax = 0
+	t.doubleMax, t.doubles = 0, nil
 	now := time.Now()
 	for ip := range t.doubleSince {
 		t.doubleSince[ip] = now
 	}
+}
+
+// longDoubles names the spells of two owners longer than doubleReport.
+func (t *tracker) longDoubles() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.doubles)
 }
 
 // maxDouble is the longest any address had two owners, one still going
