@@ -64,15 +64,7 @@ bgp:
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
-	}
-	s.joined = true
-
-	if err := s.sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	startSynced(t, ctx, s)
 	calls, passwords := bgp.last()
 	if calls != 1 || passwords["tor1"] != "" {
 		t.Fatalf("after the first sync: %d calls, passwords %v; want one call without tor1's password", calls, passwords)

@@ -21,26 +21,33 @@ import (
 	"github.com/ironlb/ironlb/config"
 )
 
-// startedSpeaker is a speaker for self over client with its caches synced,
-// joined, and its first full sync done.
-func startedSpeaker(t *testing.T, ctx context.Context, client kubernetes.Interface, self string, members *fakeMembers) *Speaker {
-	t.Helper()
+// startedSpeaker is a speaker for self over client, recording every mode,
+// started (startSynced).
+func startedSpeaker(tb testing.TB, ctx context.Context, client kubernetes.Interface, self string, members *fakeMembers) *Speaker {
+	tb.Helper()
 	protos := map[config.Mode]Protocol{}
 	for _, m := range config.Modes {
 		protos[m] = &recordingProtocol{}
 	}
 	s := NewSpeaker(client, members, SpeakerOptions{
 		NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName, Protocols: protos})
-	t.Cleanup(s.queue.ShutDown)
+	tb.Cleanup(s.queue.ShutDown)
+	startSynced(tb, ctx, s)
+	return s
+}
+
+// startSynced starts s's caches and waits for them, marks it joined
+// (joining is membership's concern) and runs its first full sync.
+func startSynced(tb testing.TB, ctx context.Context, s *Speaker) {
+	tb.Helper()
 	for _, f := range s.factories {
 		f.Start(ctx.Done())
 		f.WaitForCacheSync(ctx.Done())
 	}
 	s.joined = true
 	if err := s.sync(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return s
 }
 
 // TestServiceSyncsAgreeWithAFullSync changes Services, EndpointSlices and

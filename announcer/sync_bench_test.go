@@ -73,21 +73,8 @@ func BenchmarkSpeakerSync(b *testing.B) {
 		objs, members := benchCluster(size.nodes, size.services, size.local)
 		client := fake.NewClientset(objs...)
 		fm := &fakeMembers{members: members, changes: make(chan struct{})}
-		protos := map[config.Mode]Protocol{}
-		for _, m := range config.Modes {
-			protos[m] = &recordingProtocol{}
-		}
-		s := NewSpeaker(client, fm, SpeakerOptions{NodeName: members[0].Name, ConfigNamespace: config.DefaultNamespace,
-			ConfigName: config.DefaultConfigMapName, Protocols: protos})
 		ctx, cancel := context.WithCancel(context.Background())
-		for _, f := range s.factories {
-			f.Start(ctx.Done())
-			f.WaitForCacheSync(ctx.Done())
-		}
-		s.joined = true
-		if err := s.sync(ctx); err != nil {
-			b.Fatal(err)
-		}
+		s := startedSpeaker(b, ctx, client, members[0].Name, fm)
 		name := fmt.Sprintf("nodes=%d/services=%d/local=%.1f", size.nodes, size.services, size.local)
 		b.Run(name+"/full", func(b *testing.B) {
 			for b.Loop() {
