@@ -5,7 +5,8 @@
 #   docker build --target ccm     -t ghcr.io/ironlb/ironlb-ccm:TAG .
 #   docker build --target speaker -t ghcr.io/ironlb/ironlb-speaker:TAG .
 #
-# (`make image` does both.) Multi-arch with BuildKit:
+# (`make image-docker` does both; `make image` builds the same images with
+# no container engine, test/images.) Multi-arch with BuildKit:
 #   docker buildx build --platform linux/amd64,linux/arm64 --target ccm ...
 #
 # Static Go binaries (CGO_ENABLED=0: no libc, nothing to patch in the image)

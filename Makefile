@@ -124,18 +124,27 @@ demo: deps apiserver build
 
 demo-down: lab-down
 
-## image: the two container images from the Dockerfile (targets ccm and
-## speaker), e.g. IMAGE_TAG=v0.1.0. Needs a container engine with BuildKit;
-## not part of `make test`.
-IMAGE_REGISTRY ?= ghcr.io/ironlb
+## image: the two container images without a container engine
+## (test/cmd/image, go-containerregistry), from the binaries of `make build`:
+## docker archives bin/images/ironlb-ccm.tar and bin/images/ironlb-speaker.tar,
+## tagged as the manifests run them (docker/podman load, ctr images import).
+## IMAGE_REGISTRY=registry.example/ironlb also pushes them there.
+IMAGE_REGISTRY ?=
+.PHONY: image image-docker
+image: build
+	$(GO) run ./test/cmd/image -bin $(BIN) -out $(BIN)/images $(if $(IMAGE_REGISTRY),-push $(IMAGE_REGISTRY))
+
+## image-docker: the same two images from the Dockerfile (targets ccm and
+## speaker) with a container engine, e.g. IMAGE_TAG=v0.1.0
+## DOCKER_REGISTRY=ghcr.io/ironlb. Not part of `make test`.
+DOCKER_REGISTRY ?= ghcr.io/ironlb
 IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 DOCKER ?= docker
-.PHONY: image
-image:
-	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' is not installed; install Docker (with buildx) or run with DOCKER=podman" >&2; exit 1; }
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' cannot reach a container engine (is the daemon running, and may this user use it?)" >&2; exit 1; }
-	DOCKER_BUILDKIT=1 $(DOCKER) build --target ccm -t $(IMAGE_REGISTRY)/ironlb-ccm:$(IMAGE_TAG) .
-	DOCKER_BUILDKIT=1 $(DOCKER) build --target speaker -t $(IMAGE_REGISTRY)/ironlb-speaker:$(IMAGE_TAG) .
+image-docker:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make image-docker: '$(DOCKER)' is not installed; install Docker (with buildx), run with DOCKER=podman, or use make image (no engine needed)" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image-docker: '$(DOCKER)' cannot reach a container engine (is the daemon running, and may this user use it?)" >&2; exit 1; }
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target ccm -t $(DOCKER_REGISTRY)/ironlb-ccm:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 $(DOCKER) build --target speaker -t $(DOCKER_REGISTRY)/ironlb-speaker:$(IMAGE_TAG) .
 
 ## manifests-check: the install manifests (manifests/) and the Helm chart
 ## (charts/ironlb) against a real kube-apiserver: server-side dry runs, RBAC
