@@ -33,19 +33,46 @@ type heldAddresses struct {
 	// covers; ofService the addresses each Service holds.
 	holders   map[netip.Addr][]string
 	ofService map[string][]netip.Addr
-	// bgpLayers are the config layers announcing some address in bgp mode:
-	// the BGP sessions follow them (config.Layers.BGP).
-	bgpLayers []int
+	// bgpLayers counts, per config layer, the addresses it announces in
+	// bgp mode: the BGP sessions follow the layers with some
+	// (config.Layers.BGP).
+	bgpLayers map[int]int
+	// layers and currentValid are the config the addresses were resolved
+	// with; a Service's sync resolves its own the same way.
+	layers       config.Layers
+	currentValid bool
+}
+
+// usedBGPLayers are the layers announcing some address in bgp mode.
+func (h *heldAddresses) usedBGPLayers() []int {
+	var used []int
+	for layer, n := range h.bgpLayers {
+		if n > 0 {
+			used = append(used, layer)
+		}
+	}
+	slices.Sort(used)
+	return used
+}
+
+// count adds (or, with -1, removes) a resolved address in the bgp tally.
+func (h *heldAddresses) count(a *heldAddress, delta int) {
+	if a != nil && a.pool.Mode == config.ModeBGP {
+		h.bgpLayers[a.layer] += delta
+	}
 }
 
 // serviceKeyPrefix marks the queue keys that sync one Service (its
 // namespace/name follows).
 const serviceKeyPrefix = "service/"
 
-// gatherHeld rebuilds the held addresses from every Service and returns them
-// as the election takes them, with the config layers announcing in bgp mode.
-func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers) ([]election.Address, []int) {
-	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, holders: map[netip.Addr][]string{}, ofService: map[string][]netip.Addr{}}
+// gatherHeld rebuilds the held addresses from every Service, resolved with
+// layers (currentValid: the first is a valid ironlb-config), and returns
+// them as the election takes them, with the config layers announcing in
+// bgp mode.
+func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers, currentValid bool) ([]election.Address, []int) {
+	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, holders: map[netip.Addr][]string{}, ofService: map[string][]netip.Addr{},
+		bgpLayers: map[int]int{}, layers: layers, currentValid: currentValid}
 	var addrs []election.Address
 	for ip, holders := range addressesOf(services, s.opts.Filter) {
 		keys := serviceKeys(holders)
@@ -53,29 +80,28 @@ func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers) ([]el
 		for _, key := range keys {
 			held.ofService[key] = append(held.ofService[key], ip)
 		}
-		if h := s.resolve(ip, holders, layers); h != nil {
+		if h := s.resolve(ip, holders, held); h != nil {
 			held.byIP[ip] = h
-			if h.pool.Mode == config.ModeBGP && !slices.Contains(held.bgpLayers, h.layer) {
-				held.bgpLayers = append(held.bgpLayers, h.layer)
-			}
+			held.count(h, 1)
 			addrs = append(addrs, election.Address{IP: ip, Pool: h.pool, Local: h.local})
 		}
 	}
 	s.held = held
-	return addrs, held.bgpLayers
+	return addrs, held.usedBGPLayers()
 }
 
 // resolve is how ip, held by holders, is announced: the pool of the first
-// config layer covering it; nil when none does or its mode has no protocol.
-func (s *Speaker) resolve(ip netip.Addr, holders []*v1.Service, layers config.Layers) *heldAddress {
+// of held's config layers covering it; nil when none does or its mode has
+// no protocol.
+func (s *Speaker) resolve(ip netip.Addr, holders []*v1.Service, held *heldAddresses) *heldAddress {
 	if len(holders) == 0 {
 		return nil
 	}
-	pool, layer := layers.PoolFor(ip)
+	pool, layer := held.layers.PoolFor(ip)
 	if pool == nil || s.opts.Protocols[pool.Mode] == nil {
 		return nil
 	}
-	return &heldAddress{pool: pool, layer: layer, fromKept: layer > 0 || !s.currentValid,
+	return &heldAddress{pool: pool, layer: layer, fromKept: layer > 0 || !held.currentValid,
 		services: serviceKeys(holders), local: s.localHolders(holders)}
 }
 
@@ -112,10 +138,16 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 	}
 	var changed []election.Address
 	var released []netip.Addr
-	for _, ip := range slices.Concat(before, now) {
-		h := s.resolve(ip, s.servicesByKey(held.holders[ip]), s.layers)
+	usedBefore := held.usedBGPLayers()
+	affected := slices.Concat(before, now)
+	slices.SortFunc(affected, netip.Addr.Compare)
+	for _, ip := range slices.Compact(affected) {
+		h := s.resolve(ip, s.servicesByKey(held.holders[ip]), held)
+		prev := held.byIP[ip]
+		held.count(prev, -1)
+		held.count(h, 1)
 		if h == nil {
-			if _, had := held.byIP[ip]; had {
+			if prev != nil {
 				delete(held.byIP, ip)
 				released = append(released, ip)
 			}
@@ -123,9 +155,9 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 		}
 		held.byIP[ip] = h
 		changed = append(changed, election.Address{IP: ip, Pool: h.pool, Local: h.local})
-		if h.pool.Mode == config.ModeBGP && !slices.Contains(held.bgpLayers, h.layer) {
-			s.queue.Add(syncKey) // the BGP sessions may follow another config layer
-		}
+	}
+	if !slices.Equal(usedBefore, held.usedBGPLayers()) {
+		s.queue.Add(syncKey) // the BGP sessions may follow another config layer
 	}
 	s.table.UpdateAddresses(changed, released)
 	return s.apply(ctx)

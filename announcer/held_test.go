@@ -180,3 +180,53 @@ func cachesHold(s *Speaker, svcs []v1.Service, sls []discoveryv1.EndpointSlice) 
 	}
 	return true
 }
+
+// TestReleasingTheLastBGPAddressResyncsTheSessions: when a Service's sync
+// adds or releases the last bgp address of a config layer, the sessions
+// may follow another bgp section, which only a full sync configures.
+func TestReleasingTheLastBGPAddressResyncsTheSessions(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: speakerConfig}}
+	client := fake.NewClientset(cm, node("node-1", nil), lbWithIP("routed", "198.51.100.100", false), lbWithIP("web", "203.0.113.5", false))
+	members := &fakeMembers{members: []membership.Member{{Name: "node-1", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}
+	s := startedSpeaker(t, ctx, client, "node-1", members)
+	queued := func() bool {
+		found := false
+		for s.queue.Len() > 0 {
+			key, _ := s.queue.Get()
+			found = found || key == syncKey
+			s.queue.Done(key)
+		}
+		return found
+	}
+	// The informers' first events (the ConfigMap's and the Node's queue a
+	// full sync) arrive after the caches report synced: let them land.
+	for deadline, n, quiet := time.Now().Add(5*time.Second), -1, time.Now(); time.Since(quiet) < 300*time.Millisecond && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s.queue.Len() != n {
+			n, quiet = s.queue.Len(), time.Now()
+		}
+	}
+	queued()
+	if err := client.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForCaches(t, s, client)
+	if err := s.syncService(ctx, "default/web"); err != nil {
+		t.Fatal(err)
+	}
+	if queued() {
+		t.Error("releasing a layer2 address queued a full sync")
+	}
+	if err := client.CoreV1().Services("default").Delete(ctx, "routed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForCaches(t, s, client)
+	if err := s.syncService(ctx, "default/routed"); err != nil {
+		t.Fatal(err)
+	}
+	if !queued() {
+		t.Error("releasing the last bgp address queued no full sync")
+	}
+}

@@ -81,20 +81,25 @@ func TestJoinDoesNotWaitForADeadNode(t *testing.T) {
 	}
 }
 
-// countingMembers counts the joins it is asked for.
+// countingMembers counts the joins it is asked for; only live answers.
 type countingMembers struct {
 	fakeMembers
+	live  string
 	joins atomic.Int32
 }
 
 func (c *countingMembers) Join(addrs []string) (int, error) {
 	c.joins.Add(int32(len(addrs)))
+	if len(addrs) == 1 && addrs[0] == c.live {
+		return 1, nil
+	}
 	return 0, errors.New("connection refused")
 }
 
-// TestJoinContactsAFewAtOnce: a starting speaker among a thousand nodes
-// contacts joinFanout of them per round, not all: one answer brings the
-// whole view, and a thousand joins would pull it a thousand times.
+// TestJoinContactsAFewAtOnce: a joined speaker among a thousand nodes
+// contacts joinFanout of the unknown ones per round, not all: one answer
+// brings the whole view, and a thousand joins would pull it a thousand
+// times.
 func TestJoinContactsAFewAtOnce(t *testing.T) {
 	var objs []runtime.Object
 	for i := range 1000 {
@@ -109,10 +114,39 @@ func TestJoinContactsAFewAtOnce(t *testing.T) {
 		f.Start(ctx.Done())
 		f.WaitForCacheSync(ctx.Done())
 	}
+	s.joined = true
 	if missing := s.joinNodes(); missing != 999 {
 		t.Errorf("%d unknown, want 999", missing)
 	}
 	if got := members.joins.Load(); got != joinFanout {
 		t.Errorf("one round contacted %d speakers, want %d", got, joinFanout)
+	}
+}
+
+// TestJoinSeeksUntilASpeakerAnswers: a starting speaker on a cluster where
+// most nodes run no speaker keeps contacting nodes, joinFanout at a time,
+// until one answers, within one round: announcing alone would claim every
+// address.
+func TestJoinSeeksUntilASpeakerAnswers(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 300 {
+		objs = append(objs, nodeWithIP(fmt.Sprintf("node-%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	members := &countingMembers{live: "198.18.1.45", // node-294
+		fakeMembers: fakeMembers{members: []membership.Member{{Name: "node-0", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}}
+	s := NewSpeaker(fake.NewClientset(objs...), members, SpeakerOptions{
+		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	s.joinNodes()
+	if !s.Ready() {
+		t.Fatalf("after one round (%d contacts) the speaker has not met the one other speaker", members.joins.Load())
+	}
+	if got := members.joins.Load(); got > 299 {
+		t.Errorf("%d contacts for 299 unknown nodes", got)
 	}
 }

@@ -108,6 +108,14 @@ type Informers struct {
 	cluster, config, kept informers.SharedInformerFactory
 }
 
+// Start starts the caches that are not running yet; they stop with stop.
+// Speakers sharing them start them in Run too, which is then a no-op.
+func (i *Informers) Start(stop <-chan struct{}) {
+	for _, f := range []informers.SharedInformerFactory{i.cluster, i.config, i.kept} {
+		f.Start(stop)
+	}
+}
+
 // NewInformers returns the caches of one speaker, or of several that share
 // them.
 func NewInformers(client kubernetes.Interface, configNamespace, configName string) *Informers {
@@ -165,12 +173,10 @@ type Speaker struct {
 	keptData    map[string]string
 	layers      config.Layers
 	announced   map[netip.Addr]announcement
-	// table elects the owners and held is what it was given; currentValid
-	// says whether ironlb-config was valid at the last full sync. Only the
-	// sync goroutine uses them.
-	table        *election.Table
-	held         *heldAddresses
-	currentValid bool
+	// table elects the owners and held is what it was given. Only the sync
+	// goroutine uses them.
+	table *election.Table
+	held  *heldAddresses
 
 	// joined is set once this speaker has met the others (or waited
 	// JoinGrace for them): a speaker that has not yet joined sees itself as
@@ -601,8 +607,7 @@ func (s *Speaker) syncWith(ctx context.Context, gather bool) error {
 		s.table.UpdateNodes(nodes)
 		return s.apply(ctx)
 	}
-	s.currentValid = currentValid
-	addrs, bgpLayers := s.gatherHeld(services, layers)
+	addrs, bgpLayers := s.gatherHeld(services, layers, currentValid)
 	s.table.Update(nodes, addrs)
 	if err := s.configureBGP(ctx, layers.BGP(bgpLayers), false); err != nil {
 		s.scheduleBGPRetry(err)
@@ -826,8 +831,9 @@ func (s *Speaker) joinGrace() time.Duration {
 // announces from the first answer on, not after the slowest. More at once
 // would not help: one answer brings the whole cluster's view (a push-pull
 // of every member's state), and a starting speaker contacting all of a
-// thousand nodes would pull that view a thousand times. The others are
-// contacted on the next rounds, if still unknown by then.
+// thousand nodes would pull that view a thousand times. Until one answers,
+// each failed contact is replaced by the next node; once joined, the
+// others are contacted on the next rounds, if still unknown by then.
 func (s *Speaker) joinNodes() int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
@@ -838,9 +844,12 @@ func (s *Speaker) joinNodes() int {
 		return 0
 	}
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
-	contact := addrs[:min(len(addrs), joinFanout)]
-	answered := make(chan bool, len(contact))
-	for _, addr := range contact {
+	answered := make(chan bool, len(addrs))
+	inFlight, next := 0, 0
+	contact := func() {
+		addr := addrs[next]
+		next++
+		inFlight++
 		go func() {
 			n, err := s.members.Join([]string{addr})
 			if err != nil {
@@ -849,14 +858,27 @@ func (s *Speaker) joinNodes() int {
 			answered <- err == nil && n > 0
 		}()
 	}
+	for next < len(addrs) && inFlight < joinFanout {
+		contact()
+	}
+	// A speaker that has not joined yet replaces each contact that fails
+	// with the next node until one answers: many nodes may run no speaker
+	// (a DaemonSet with a nodeSelector), and it must not announce alone.
+	// One that has joined contacts one window per round.
+	seeking := !s.hasJoined()
 	missing := len(addrs)
-	for range contact {
-		if <-answered {
+	for inFlight > 0 {
+		ok := <-answered
+		inFlight--
+		if ok {
 			missing--
 			if !s.hasJoined() {
 				// Joining one member syncs its whole view of the cluster.
 				s.markJoined("joined the cluster")
 			}
+		}
+		if seeking && !s.hasJoined() && next < len(addrs) {
+			contact()
 		}
 	}
 	if missing < len(addrs) {

@@ -64,6 +64,7 @@ func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
 			UpdateTime: r.stamp(),
 		}
 		setLabels(&current.ObjectMeta, current.Status)
+		current.ManagedFields = nil // kept by the apiserver; see write
 		u, err := v1alpha1.ToUnstructured(current)
 		if err != nil {
 			return err

@@ -82,8 +82,8 @@ func main() {
 		defer f.Close()
 		klog.SetOutput(f)
 	}
-	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.nodes > 60000 {
-		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes and at least one service")
+	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.services > 65534 || o.nodes > 60000 || o.local < 0 || o.local > 1 {
+		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services and a Local fraction from 0 to 1")
 		os.Exit(2)
 	}
 	if *cpuProfile != "" {
@@ -171,12 +171,21 @@ func run(ctx context.Context, o options) (*result, error) {
 
 	res := &result{nodes: o.nodes, services: o.services, kills: o.kills}
 	cpu0, wall0, gossip0, sync0, api0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown()
+	// Speaker-seconds over the kills: the speakers alive, integrated over
+	// time, for the CPU and gossip per speaker.
+	speakerSeconds, last := 0.0, wall0
+	account := func() {
+		now := time.Now()
+		speakerSeconds += float64(len(sim.alive())) * now.Sub(last).Seconds()
+		last = now
+	}
 	sim.tracker.resetDoubles()
 	for k := range o.kills {
 		victim := sim.randomAlive(rng)
 		before := sim.tracker.ownerOf()
 		bytes0 := api.written()
 		killedAt := time.Now()
+		account()
 		sim.kill(victim)
 		// A Local Service whose every ready endpoint was on killed nodes
 		// is rightly announced by no one: the endpoints stay as the
@@ -200,14 +209,14 @@ func run(ctx context.Context, o options) (*result, error) {
 		progress("kill %d: %s owned %d addresses, each had one owner again after %v (%v since the kill, settled)",
 			k+1, victim, len(owned), took.Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
 	}
-	wall := time.Since(wall0)
+	account()
 	for key, n := range api.breakdown() {
 		if d := n - api0[key]; d > 0 && len(res.converge) > 0 {
 			progress("API writes per kill: %s %d bytes", key, d/int64(len(res.converge)))
 		}
 	}
-	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / wall.Seconds() / float64(o.nodes)
-	res.gossipPerSpeaker = (gossip() - gossip0) / wall.Seconds() / float64(o.nodes)
+	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / speakerSeconds
+	res.gossipPerSpeaker = (gossip() - gossip0) / speakerSeconds
 	res.syncP99 = syncHistogram().since(sync0).quantile(0.99)
 	res.doubleMax = sim.tracker.maxDouble()
 	for _, d := range sim.tracker.longDoubles() {

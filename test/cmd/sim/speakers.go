@@ -77,6 +77,12 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 			opts.Status = status
 		}
 		speaker = announcer.NewSpeaker(client, members, opts)
+		if i == 0 {
+			// Started with the run's context once the first speaker has
+			// set them up: its Run would start them with its own, and its
+			// kill would stop every speaker's caches.
+			shared.Start(ctx.Done())
+		}
 		sctx, cancel := context.WithCancel(ctx)
 		s := &simSpeaker{speaker: speaker, members: members, cancel: cancel, stopStatus: func() {}, done: make(chan struct{})}
 		if status != nil {

@@ -47,14 +47,12 @@ func newWorld(o options, rng *rand.Rand) *world {
 		ip = ip.Next()
 	}
 	addr := servicePrefix.Addr()
-	every := 0
-	if o.local > 0 {
-		every = max(1, int(1/o.local+0.5))
-	}
 	for i := range o.services {
 		addr = addr.Next()
 		w.addrs = append(w.addrs, addr)
-		isLocal := every > 0 && i%every == 0
+		// Spread evenly: Service i is Local when the running count of
+		// Local ones steps up there.
+		isLocal := int(float64(i+1)*o.local) > int(float64(i)*o.local)
 		w.local = append(w.local, isLocal)
 		var ready []string
 		if isLocal {
