@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -376,7 +377,10 @@ func TestNodeInitialization(t *testing.T) {
 			return false, nil
 		}
 		got = n
-		return n.Spec.ProviderID != "" && !hasTaint(n, "node.cloudprovider.kubernetes.io/uninitialized"), nil
+		// The cloud-node controller removes the taint in one write and
+		// sets the addresses in the next (a status update): wait for both.
+		hasInternal := slices.ContainsFunc(n.Status.Addresses, func(a v1.NodeAddress) bool { return a.Type == v1.NodeInternalIP })
+		return n.Spec.ProviderID != "" && !hasTaint(n, "node.cloudprovider.kubernetes.io/uninitialized") && hasInternal, nil
 	})
 	if err != nil {
 		t.Fatalf("node not initialized: %v (node: %+v)", err, got)
