@@ -101,19 +101,8 @@ func (c *countingMembers) Join(addrs []string) (int, error) {
 // brings the whole view, and a thousand joins would pull it a thousand
 // times.
 func TestJoinContactsAFewAtOnce(t *testing.T) {
-	var objs []runtime.Object
-	for i := range 1000 {
-		objs = append(objs, nodeWithIP(fmt.Sprintf("node-%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
-	}
-	members := &countingMembers{fakeMembers: fakeMembers{members: []membership.Member{{Name: "node-0", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}}
-	s := NewSpeaker(fake.NewClientset(objs...), members, SpeakerOptions{
-		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
-	}
+	members := &countingMembers{}
+	s := speakerAmongNodes(t, 1000, members)
 	s.joined = true
 	if missing := s.joinNodes(); missing != 999 {
 		t.Errorf("%d unknown, want 999", missing)
@@ -128,20 +117,8 @@ func TestJoinContactsAFewAtOnce(t *testing.T) {
 // until one answers, within one round: announcing alone would claim every
 // address.
 func TestJoinSeeksUntilASpeakerAnswers(t *testing.T) {
-	var objs []runtime.Object
-	for i := range 300 {
-		objs = append(objs, nodeWithIP(fmt.Sprintf("node-%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
-	}
-	members := &countingMembers{live: "198.18.1.45", // node-294
-		fakeMembers: fakeMembers{members: []membership.Member{{Name: "node-0", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}}
-	s := NewSpeaker(fake.NewClientset(objs...), members, SpeakerOptions{
-		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
-	}
+	members := &countingMembers{live: "198.18.1.45"} // node-294
+	s := speakerAmongNodes(t, 300, members)
 	s.joinNodes()
 	if !s.Ready() {
 		t.Fatalf("after one round (%d contacts) the speaker has not met the one other speaker", members.joins.Load())
@@ -149,4 +126,24 @@ func TestJoinSeeksUntilASpeakerAnswers(t *testing.T) {
 	if got := members.joins.Load(); got > 299 {
 		t.Errorf("%d contacts for 299 unknown nodes", got)
 	}
+}
+
+// speakerAmongNodes is node-0's speaker, the only member it knows, among n
+// Nodes (node-i at 198.18.x.y), its caches synced.
+func speakerAmongNodes(t *testing.T, n int, members *countingMembers) *Speaker {
+	t.Helper()
+	var objs []runtime.Object
+	for i := range n {
+		objs = append(objs, nodeWithIP(fmt.Sprintf("node-%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	members.fakeMembers = fakeMembers{members: []membership.Member{{Name: "node-0", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})}
+	s := NewSpeaker(fake.NewClientset(objs...), members, SpeakerOptions{
+		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	return s
 }
