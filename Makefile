@@ -34,8 +34,15 @@ deps:
 apiserver:
 	@bash hack/ensure-apiserver.sh
 
+## kube: the real-node lab's Kubernetes programs (kubelet, kube-proxy,
+## kube-controller-manager, kube-scheduler; test/nodelab), built the same way.
+KUBE_NODE_BINARIES := kubelet kube-proxy kube-controller-manager kube-scheduler
+.PHONY: kube
+kube:
+	@bash hack/ensure-kube.sh $(KUBE_NODE_BINARIES) >/dev/null
+
 ## test: everything CI runs.
-test: deps apiserver fmt-check vet unit fuzz integration sim-ci
+test: deps apiserver kube fmt-check vet unit fuzz integration sim-ci
 
 # One package at a time: the BGP and layer2 tests run real routers and time
 # BFD and failover, which a parallel build on two cores can starve (a BFD
@@ -46,7 +53,7 @@ unit:
 ## integration: against a real etcd + kube-apiserver started by the tests, and
 ## end to end on the network lab (root). One package at a time: the lab's
 ## failover tests measure timing and must not share two cores with a build.
-integration: build
+integration: build image
 	IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 25m ./test/...
 
 ## sim: speakers simulated in one process against a real apiserver, killed

@@ -5,7 +5,9 @@ set -euo pipefail
 
 # etcd-server: the control plane's store. The rest: routing daemons,
 # neighbour-discovery and capture tools for the data-plane tests, and nft to
-# cut the speakers' memberlist port in the partition test.
+# cut the speakers' memberlist port in the partition test. The real-node lab
+# (test/nodelab): containerd, runc and the CNI plugins run the pods; iptables
+# and conntrack are kube-proxy's.
 packages=(
 	etcd-server
 	frr
@@ -15,6 +17,11 @@ packages=(
 	iproute2
 	tcpdump
 	nftables
+	containerd
+	runc
+	containernetworking-plugins
+	iptables
+	conntrack
 )
 
 missing=()

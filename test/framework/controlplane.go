@@ -285,6 +285,14 @@ func (c *ControlPlane) WriteTokenLikeKubeconfig(path, user string, groups []stri
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
+// CAFile is the cluster CA's certificate: it signed the apiserver's serving
+// certificate and every client certificate the harness issues.
+func (c *ControlPlane) CAFile() string { return c.path("pki", "ca.crt") }
+
+// ServiceAccountKeyFile is the private key that signs service account
+// tokens (kube-controller-manager's --service-account-private-key-file).
+func (c *ControlPlane) ServiceAccountKeyFile() string { return c.path("pki", "sa.key") }
+
 func (c *ControlPlane) path(elem ...string) string {
 	return filepath.Join(append([]string{c.Dir}, elem...)...)
 }

@@ -83,12 +83,18 @@ func requiredVersion(path, module string) (string, error) {
 }
 
 // DefaultApiserverBinary returns $IRONLB_KUBE_APISERVER if set, else
-// <repo>/.cache/bin/kube-apiserver-<version>, where hack/ensure-apiserver.sh
-// puts it. The file may not exist yet.
+// DefaultKubeBinary("kube-apiserver").
 func DefaultApiserverBinary() (string, error) {
 	if p := os.Getenv(EnvKubeApiserver); p != "" {
 		return p, nil
 	}
+	return DefaultKubeBinary("kube-apiserver")
+}
+
+// DefaultKubeBinary returns <repo>/.cache/bin/<name>-<version>, where
+// hack/ensure-kube.sh builds the Kubernetes program name (kube-apiserver,
+// kubelet, …) at the tools module's version. The file may not exist yet.
+func DefaultKubeBinary(name string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
@@ -97,7 +103,7 @@ func DefaultApiserverBinary() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(root, ".cache", "bin", "kube-apiserver-"+ver), nil
+	return filepath.Join(root, ".cache", "bin", name+"-"+ver), nil
 }
 
 // DefaultEtcdBinaryPath returns $IRONLB_ETCD if set, else DefaultEtcdBinary.
