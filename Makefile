@@ -53,7 +53,7 @@ unit:
 ## integration: against a real etcd + kube-apiserver started by the tests, and
 ## end to end on the network lab (root). One package at a time: the lab's
 ## failover tests measure timing and must not share two cores with a build.
-integration: build image
+integration: build
 	IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 25m ./test/...
 
 ## sim: speakers simulated in one process against a real apiserver, killed

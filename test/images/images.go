@@ -242,3 +242,49 @@ func ManifestTags(repoRoot string) (map[string]name.Tag, error) {
 	}
 	return out, nil
 }
+
+// Archive is one image written by WriteArchives.
+type Archive struct {
+	File   string
+	Tag    name.Tag
+	Digest v1.Hash
+	Image  v1.Image
+}
+
+// WriteArchives builds ironlb's images (All) from the static binaries in
+// binDir for linux/arch and writes each as a docker archive <outDir>/<name>.tar,
+// tagged as the install manifests run it (ManifestTags): what `make image`
+// does, and what the real-node lab loads into its nodes.
+func WriteArchives(repoRoot, binDir, outDir, arch string) ([]Archive, error) {
+	tags, err := ManifestTags(repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := ReadCABundle()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	var out []Archive
+	for _, spec := range All {
+		binary, err := os.ReadFile(filepath.Join(binDir, spec.Name))
+		if err != nil {
+			return nil, fmt.Errorf("%w (run make build first)", err)
+		}
+		img, err := Build(spec, binary, ca, arch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		a := Archive{File: filepath.Join(outDir, spec.Name+".tar"), Tag: tags[spec.Name], Image: img}
+		if err := WriteArchive(a.File, img, a.Tag); err != nil {
+			return nil, err
+		}
+		if a.Digest, err = img.Digest(); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

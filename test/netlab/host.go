@@ -89,6 +89,14 @@ func (h *Host) Exec(ctx context.Context, cmd string, args ...string) (string, er
 	return run(ctx, "", "ip", append([]string{"netns", "exec", h.Netns, cmd}, args...)...)
 }
 
+// ExecStdin is Exec with stdin fed to the command (e.g. `kubectl apply -f -`).
+func (h *Host) ExecStdin(ctx context.Context, stdin string, cmd string, args ...string) (string, error) {
+	if err := checkLabNetns(h.Netns); err != nil {
+		return "", err
+	}
+	return run(ctx, stdin, "ip", append([]string{"netns", "exec", h.Netns, cmd}, args...)...)
+}
+
 // StartProcess starts a long-running command inside the host's namespace
 // (e.g. a speaker or a routing daemon), logging to <lab dir>/<host>-<name>.log.
 // It stops when ctx ends, and Close kills it if it is still there.

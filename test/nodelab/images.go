@@ -76,3 +76,26 @@ func buildLabImages(ctx context.Context, dir string) ([]string, error) {
 	}
 	return archives, nil
 }
+
+// IronLBArchives writes ironlb's two images into dir, from the binaries the
+// tests run ($IRONLB_BIN_DIR, or built once per test binary), tagged as the
+// install manifests run them: what `make image` makes (images.WriteArchives).
+func IronLBArchives(dir string) ([]string, error) {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := framework.IronLBBinaries()
+	if err != nil {
+		return nil, err
+	}
+	archives, err := images.WriteArchives(root, bin, dir, runtime.GOARCH)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]string, len(archives))
+	for i, a := range archives {
+		files[i] = a.File
+	}
+	return files, nil
+}

@@ -163,6 +163,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.routeClusterNetworks(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.publishProxyConfig(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.startControllers(ctx); err != nil {
 		return nil, err
 	}
@@ -243,6 +246,22 @@ func (c *Cluster) routeClusterNetworks(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// publishProxyConfig stores kube-proxy's configuration where kubeadm does,
+// in kube-system/kube-proxy (key config.conf), which ironlb's speaker reads
+// to warn about IPVS without strictARP.
+func (c *Cluster) publishProxyConfig(ctx context.Context) error {
+	conf, err := proxyConfig(nodePaths{dir: "/var/lib/kube-proxy"}, "", c.opts.ProxyMode, c.opts.StrictARP)
+	if err != nil {
+		return err
+	}
+	cm := &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "kube-proxy", Labels: map[string]string{"app": "kube-proxy"}},
+		Data:       map[string]string{"config.conf": string(conf)},
+	}
+	_, err = c.ControlPlane.Client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Create(ctx, cm, metav1.CreateOptions{})
+	return err
 }
 
 // startControllers runs kube-controller-manager and kube-scheduler on the

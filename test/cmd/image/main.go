@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"path"
 	"runtime"
 	"syscall"
 
@@ -44,44 +44,20 @@ func run(ctx context.Context, bin, out, arch, push string) error {
 	if err != nil {
 		return err
 	}
-	tags, err := images.ManifestTags(root)
+	archives, err := images.WriteArchives(root, bin, out, arch)
 	if err != nil {
 		return err
 	}
-	ca, err := images.ReadCABundle()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	for _, spec := range images.All {
-		binary, err := os.ReadFile(filepath.Join(bin, spec.Name))
-		if err != nil {
-			return fmt.Errorf("%w (run make build first)", err)
-		}
-		img, err := images.Build(spec, binary, ca, arch)
-		if err != nil {
-			return fmt.Errorf("%s: %w", spec.Name, err)
-		}
-		tag := tags[spec.Name]
-		file := filepath.Join(out, spec.Name+".tar")
-		if err := images.WriteArchive(file, img, tag); err != nil {
-			return err
-		}
-		digest, err := img.Digest()
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s %s %s\n", file, tag, digest)
+	for _, a := range archives {
+		fmt.Printf("%s %s %s\n", a.File, a.Tag, a.Digest)
 		if push == "" {
 			continue
 		}
-		dest, err := name.NewTag(push + "/" + spec.Name + ":" + tag.TagStr())
+		dest, err := name.NewTag(push + "/" + path.Base(a.Tag.RepositoryStr()) + ":" + a.Tag.TagStr())
 		if err != nil {
 			return err
 		}
-		if err := remote.Write(dest, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		if err := remote.Write(dest, a.Image, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 			return fmt.Errorf("pushing %s: %w", dest, err)
 		}
 		fmt.Printf("pushed %s\n", dest)

@@ -1,0 +1,294 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ironlb/ironlb/test/framework"
+	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/nodelab"
+)
+
+const (
+	namespace = "ironlb-system"
+	// installTimeout bounds each step of an install: pods pulled from
+	// local archives, started, probed Ready.
+	installTimeout = 2 * time.Minute
+	// failoverTimeout bounds how long a takeover may take before the test
+	// gives up (the figure itself is logged).
+	failoverTimeout = 30 * time.Second
+)
+
+// The lab's VIPs lie outside its LAN subnet, so the pool names the
+// interface to announce on.
+const layer2Config = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ironlb-config
+  namespace: ironlb-system
+data:
+  config.yaml: |
+    pools:
+    - name: lan
+      mode: layer2
+      addresses: [203.0.113.10-203.0.113.49]
+      interfaces: [eth0]
+`
+
+// cluster is a real-node lab with ironlb's images loaded.
+type cluster struct {
+	*nodelab.Cluster
+	t *testing.T
+}
+
+func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
+	t.Helper()
+	archives, err := nodelab.IronLBArchives(filepath.Join(t.TempDir(), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Archives = append(opts.Archives, archives...)
+	c := nodelab.StartForTest(t, netlab.Options{Nodes: nodes, Client: true}, opts)
+	return &cluster{Cluster: c, t: t}
+}
+
+// kubectl runs kubectl on the control plane host with the admin
+// kubeconfig, as an operator would.
+func (c *cluster) kubectl(stdin string, args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), time.Minute)
+	defer cancel()
+	args = append([]string{"--kubeconfig", c.ControlPlane.Kubeconfig}, args...)
+	var out string
+	var err error
+	if stdin == "" {
+		out, err = c.Lab.ControlPlane().Exec(ctx, "kubectl", args...)
+	} else {
+		out, err = c.Lab.ControlPlane().ExecStdin(ctx, stdin, "kubectl", args...)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// waitInstalled waits for what an operator checks after an install: both
+// CCM replicas Ready with one leader, every Node initialized by ironlb (the
+// uninitialized taint gone, providerID ironlb://<node>, an InternalIP), and
+// a Ready speaker on every node.
+func (c *cluster) waitInstalled() {
+	c.t.Helper()
+	ctx := c.t.Context()
+	client := c.ControlPlane.Client
+	var last string
+	err := framework.WaitFor(ctx, installTimeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		ccm, err := client.AppsV1().Deployments(namespace).Get(ctx, "ironlb-ccm", metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if ccm.Status.ReadyReplicas != *ccm.Spec.Replicas {
+			last = fmt.Sprintf("ironlb-ccm: %d of %d replicas ready", ccm.Status.ReadyReplicas, *ccm.Spec.Replicas)
+			return false, nil
+		}
+		for _, name := range c.NodeNames() {
+			node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			if slices.ContainsFunc(node.Spec.Taints, func(t v1.Taint) bool { return t.Key == "node.cloudprovider.kubernetes.io/uninitialized" }) {
+				last = "node " + name + " still tainted uninitialized"
+				return false, nil
+			}
+			if node.Spec.ProviderID != "ironlb://"+name {
+				last = fmt.Sprintf("node %s: providerID %q", name, node.Spec.ProviderID)
+				return false, nil
+			}
+			if !slices.ContainsFunc(node.Status.Addresses, func(a v1.NodeAddress) bool {
+				return a.Type == v1.NodeInternalIP && a.Address == c.Node(name).Host.IPv4.String()
+			}) {
+				last = fmt.Sprintf("node %s: addresses %v", name, node.Status.Addresses)
+				return false, nil
+			}
+		}
+		ds, err := client.AppsV1().DaemonSets(namespace).Get(ctx, "ironlb-speaker", metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if int(ds.Status.NumberReady) != len(c.Nodes()) {
+			last = fmt.Sprintf("ironlb-speaker: %d of %d ready", ds.Status.NumberReady, len(c.Nodes()))
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		c.t.Fatalf("install: %s: %v\n%s", last, err, c.podLogs())
+	}
+	lease, err := client.CoordinationV1().Leases(namespace).Get(ctx, "ironlb-cloud-controller-manager", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		c.t.Fatalf("no ironlb-ccm leader: %v", err)
+	}
+	c.t.Logf("installed: ironlb-ccm leader %s", *lease.Spec.HolderIdentity)
+}
+
+// podLogs returns the tail of every ironlb pod's log, for a failure.
+func (c *cluster) podLogs() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := c.Lab.ControlPlane().Exec(ctx, "kubectl", "--kubeconfig", c.ControlPlane.Kubeconfig,
+		"-n", namespace, "logs", "--all-containers", "--prefix", "--tail=20", "-l", "app.kubernetes.io/part-of=ironlb")
+	if err != nil {
+		return err.Error()
+	}
+	pods, _ := c.Lab.ControlPlane().Exec(ctx, "kubectl", "--kubeconfig", c.ControlPlane.Kubeconfig, "get", "pods", "-A", "-o", "wide")
+	return pods + "\n" + out
+}
+
+// createEcho runs the demo app (replicas pods) behind a LoadBalancer Service
+// and returns the Service's address.
+func (c *cluster) createEcho(ns, name string, replicas int32, policy v1.ServiceExternalTrafficPolicy) netip.Addr {
+	c.t.Helper()
+	ctx := c.t.Context()
+	client := c.ControlPlane.Client
+	if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		if _, err := client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	dep := nodelab.EchoDeployment(ns, name, replicas)
+	if _, err := client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1.ServiceSpec{
+			Type:                  v1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: policy,
+			Selector:              dep.Spec.Selector.MatchLabels,
+			Ports:                 []v1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(nodelab.EchoPort)}},
+		},
+	}
+	if _, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.WaitDeploymentReady(ctx, ns, name, installTimeout); err != nil {
+		c.t.Fatal(err)
+	}
+	ips, err := framework.WaitForIngress(ctx, client, ns, name, 1, installTimeout)
+	if err != nil {
+		c.t.Fatalf("service %s/%s: %v\n%s", ns, name, err, c.podLogs())
+	}
+	return netip.MustParseAddr(ips[0])
+}
+
+// echo is one answer of the demo app, as the client saw it.
+type echo struct {
+	pod, node, client string // the pod, its node, the client address the pod saw
+	announcer         string // the node whose MAC the client resolved the VIP to
+}
+
+// get asks vip once from the client (a fresh connection) and says who
+// answered ARP and which pod served.
+func (c *cluster) get(ctx context.Context, vip netip.Addr) (echo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	body, err := c.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", vip))
+	if err != nil {
+		return echo{}, err
+	}
+	e := echo{pod: field(body, "pod"), node: field(body, "node"), client: field(body, "client")}
+	if e.pod == "" {
+		return e, fmt.Errorf("unexpected answer %q", body)
+	}
+	e.announcer, err = c.announcer(ctx, vip)
+	return e, err
+}
+
+// announcer is the node whose MAC the client's kernel holds for vip.
+func (c *cluster) announcer(ctx context.Context, vip netip.Addr) (string, error) {
+	out, err := c.Lab.Client().Exec(ctx, "ip", "neigh", "show", vip.String(), "dev", netlab.Iface)
+	if err != nil {
+		return "", err
+	}
+	fields := strings.Fields(out)
+	for i, f := range fields {
+		if f == "lladdr" && i+1 < len(fields) {
+			for _, n := range c.Lab.Nodes() {
+				if strings.EqualFold(n.MAC.String(), fields[i+1]) {
+					return n.Name, nil
+				}
+			}
+			return "", fmt.Errorf("%s resolves to %s, no node's MAC", vip, fields[i+1])
+		}
+	}
+	return "", fmt.Errorf("the client has no neighbour entry for %s: %q", vip, out)
+}
+
+// waitServed waits until the client is served through vip with an answer
+// that satisfies ok, and returns it.
+func (c *cluster) waitServed(vip netip.Addr, timeout time.Duration, ok func(echo) bool) echo {
+	c.t.Helper()
+	var last echo
+	var lastErr error
+	err := framework.WaitFor(c.t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		last, lastErr = c.get(ctx, vip)
+		return lastErr == nil && ok(last), nil
+	})
+	if err != nil {
+		c.t.Fatalf("%s: last answer %+v (%v): %v\n%s", vip, last, lastErr, err, c.podLogs())
+	}
+	return last
+}
+
+func anyAnswer(echo) bool { return true }
+
+// field returns key's value in an echo answer ("pod=… node=… client=…").
+func field(body, key string) string {
+	for _, f := range strings.Fields(body) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestKubeadmInstall: `kubectl apply -k manifests/kubeadm`, unchanged, onto
+// three real nodes; ironlb initializes them and a client on the LAN reaches
+// a real Deployment through a layer2 address and kube-proxy.
+func TestKubeadmInstall(t *testing.T) {
+	c := startCluster(t, 3, nodelab.Options{})
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	c.kubectl("", "apply", "--server-side", "-k", filepath.Join(root, "manifests", "kubeadm"))
+	c.waitInstalled()
+	t.Logf("ironlb installed and Ready %s after kubectl apply", time.Since(begin).Round(time.Millisecond))
+	c.kubectl(layer2Config, "apply", "-f", "-")
+
+	vip := c.createEcho("demo", "echo", 2, v1.ServiceExternalTrafficPolicyCluster)
+	seen := map[string]bool{}
+	first := c.waitServed(vip, failoverTimeout, func(e echo) bool {
+		seen[e.node] = true
+		return len(seen) == 2
+	})
+	t.Logf("%s: announced by %s, served by pods on %v", vip, first.announcer, slices.Sorted(func(yield func(string) bool) {
+		for n := range seen {
+			if !yield(n) {
+				return
+			}
+		}
+	}))
+}
