@@ -2,7 +2,9 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -48,7 +50,6 @@ data:
 // cluster is a real-node lab with ironlb's images loaded.
 type cluster struct {
 	*nodelab.Cluster
-	t *testing.T
 }
 
 func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
@@ -59,14 +60,14 @@ func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
 	}
 	opts.Archives = append(opts.Archives, archives...)
 	c := nodelab.StartForTest(t, netlab.Options{Nodes: nodes, Client: true}, opts)
-	return &cluster{Cluster: c, t: t}
+	return &cluster{Cluster: c}
 }
 
 // kubectl runs kubectl on the control plane host with the admin
 // kubeconfig, as an operator would.
-func (c *cluster) kubectl(stdin string, args ...string) string {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.t.Context(), time.Minute)
+func (c *cluster) kubectl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	args = append([]string{"--kubeconfig", c.ControlPlane.Kubeconfig}, args...)
 	var out string
@@ -77,7 +78,7 @@ func (c *cluster) kubectl(stdin string, args ...string) string {
 		out, err = c.Lab.ControlPlane().ExecStdin(ctx, stdin, "kubectl", args...)
 	}
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return out
 }
@@ -86,9 +87,9 @@ func (c *cluster) kubectl(stdin string, args ...string) string {
 // CCM replicas Ready with one leader, every Node initialized by ironlb (the
 // uninitialized taint gone, providerID ironlb://<node>, an InternalIP), and
 // a Ready speaker on every node.
-func (c *cluster) waitInstalled() {
-	c.t.Helper()
-	ctx := c.t.Context()
+func (c *cluster) waitInstalled(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
 	client := c.ControlPlane.Client
 	var last string
 	err := framework.WaitFor(ctx, installTimeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
@@ -133,13 +134,13 @@ func (c *cluster) waitInstalled() {
 		return true, nil
 	})
 	if err != nil {
-		c.t.Fatalf("install: %s: %v\n%s", last, err, c.podLogs())
+		t.Fatalf("install: %s: %v\n%s", last, err, c.podLogs())
 	}
 	lease, err := client.CoordinationV1().Leases(namespace).Get(ctx, "ironlb-cloud-controller-manager", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		c.t.Fatalf("no ironlb-ccm leader: %v", err)
+		t.Fatalf("no ironlb-ccm leader: %v", err)
 	}
-	c.t.Logf("installed: ironlb-ccm leader %s", *lease.Spec.HolderIdentity)
+	t.Logf("installed: ironlb-ccm leader %s", *lease.Spec.HolderIdentity)
 }
 
 // podLogs returns the tail of every ironlb pod's log, for a failure.
@@ -157,18 +158,18 @@ func (c *cluster) podLogs() string {
 
 // createEcho runs the demo app (replicas pods) behind a LoadBalancer Service
 // and returns the Service's address.
-func (c *cluster) createEcho(ns, name string, replicas int32, policy v1.ServiceExternalTrafficPolicy) netip.Addr {
-	c.t.Helper()
-	ctx := c.t.Context()
+func (c *cluster) createEcho(t *testing.T, ns, name string, replicas int32, policy v1.ServiceExternalTrafficPolicy) netip.Addr {
+	t.Helper()
+	ctx := t.Context()
 	client := c.ControlPlane.Client
 	if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
 		if _, err := client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			c.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 	dep := nodelab.EchoDeployment(ns, name, replicas)
 	if _, err := client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	svc := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -180,14 +181,14 @@ func (c *cluster) createEcho(ns, name string, replicas int32, policy v1.ServiceE
 		},
 	}
 	if _, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := c.WaitDeploymentReady(ctx, ns, name, installTimeout); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ips, err := framework.WaitForIngress(ctx, client, ns, name, 1, installTimeout)
 	if err != nil {
-		c.t.Fatalf("service %s/%s: %v\n%s", ns, name, err, c.podLogs())
+		t.Fatalf("service %s/%s: %v\n%s", ns, name, err, c.podLogs())
 	}
 	return netip.MustParseAddr(ips[0])
 }
@@ -237,16 +238,16 @@ func (c *cluster) announcer(ctx context.Context, vip netip.Addr) (string, error)
 
 // waitServed waits until the client is served through vip with an answer
 // that satisfies ok, and returns it.
-func (c *cluster) waitServed(vip netip.Addr, timeout time.Duration, ok func(echo) bool) echo {
-	c.t.Helper()
+func (c *cluster) waitServed(t *testing.T, vip netip.Addr, timeout time.Duration, ok func(echo) bool) echo {
+	t.Helper()
 	var last echo
 	var lastErr error
-	err := framework.WaitFor(c.t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(t.Context(), timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		last, lastErr = c.get(ctx, vip)
 		return lastErr == nil && ok(last), nil
 	})
 	if err != nil {
-		c.t.Fatalf("%s: last answer %+v (%v): %v\n%s", vip, last, lastErr, err, c.podLogs())
+		t.Fatalf("%s: last answer %+v (%v): %v\n%s", vip, last, lastErr, err, c.podLogs())
 	}
 	return last
 }
@@ -273,22 +274,140 @@ func TestKubeadmInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	c.kubectl("", "apply", "--server-side", "-k", filepath.Join(root, "manifests", "kubeadm"))
-	c.waitInstalled()
+	c.kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(root, "manifests", "kubeadm"))
+	c.waitInstalled(t)
 	t.Logf("ironlb installed and Ready %s after kubectl apply", time.Since(begin).Round(time.Millisecond))
-	c.kubectl(layer2Config, "apply", "-f", "-")
+	c.kubectl(t, layer2Config, "apply", "-f", "-")
 
-	vip := c.createEcho("demo", "echo", 2, v1.ServiceExternalTrafficPolicyCluster)
+	vip := c.createEcho(t, "demo", "echo", 2, v1.ServiceExternalTrafficPolicyCluster)
 	seen := map[string]bool{}
-	first := c.waitServed(vip, failoverTimeout, func(e echo) bool {
+	first := c.waitServed(t, vip, failoverTimeout, func(e echo) bool {
 		seen[e.node] = true
 		return len(seen) == 2
 	})
-	t.Logf("%s: announced by %s, served by pods on %v", vip, first.announcer, slices.Sorted(func(yield func(string) bool) {
-		for n := range seen {
-			if !yield(n) {
-				return
+	t.Logf("%s: announced by %s, served by pods on %v", vip, first.announcer, slices.Sorted(maps.Keys(seen)))
+	c.checkStatus(t, "demo", "echo", vip, first.announcer)
+
+	t.Run("externalTrafficPolicy Local", func(t *testing.T) { testLocal(t, c) })
+	// Last: it takes a node away.
+	t.Run("node death", func(t *testing.T) { testNodeDeath(t, c, vip) })
+}
+
+// testLocal: with one pod, only its node announces, the pod sees the
+// client's own address, and when the pod moves the announcement follows.
+func testLocal(t *testing.T, c *cluster) {
+	vip := c.createEcho(t, "demo", "local", 1, v1.ServiceExternalTrafficPolicyLocal)
+	client := c.Lab.Client().IPv4.String()
+	first := c.waitServed(t, vip, failoverTimeout, func(e echo) bool { return e.announcer == e.node })
+	if host, _, _ := strings.Cut(first.client, ":"); host != client {
+		t.Errorf("the pod saw the client as %s, want %s (externalTrafficPolicy Local keeps the source address)", first.client, client)
+	}
+	c.checkStatus(t, "demo", "local", vip, first.node)
+
+	// Move the pod: cordon its node and delete it.
+	c.kubectl(t, "", "cordon", first.node)
+	defer c.kubectl(t, "", "uncordon", first.node)
+	c.kubectl(t, "", "-n", "demo", "delete", "pod", first.pod, "--wait=false")
+	begin := time.Now()
+	moved := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.node != first.node && e.announcer == e.node })
+	t.Logf("pod moved from %s to %s; %s announced from its new node %s after the delete", first.node, moved.node, vip, time.Since(begin).Round(time.Millisecond))
+	c.checkStatus(t, "demo", "local", vip, moved.node)
+}
+
+// testNodeDeath: the node announcing vip loses power (kubelet, containerd,
+// kube-proxy, its speaker pod and every other pod of it killed at once);
+// another node answers ARP for vip within the failover bound, the client is
+// served again, the Service keeps its address, the Node goes NotReady and
+// kubectl ironlb status names the new announcer.
+func testNodeDeath(t *testing.T, c *cluster, vip netip.Addr) {
+	ctx := t.Context()
+	owner, err := c.arpAnswer(ctx, vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	c.Node(owner).Kill(ctx)
+	var taker string
+	err = framework.WaitFor(ctx, failoverTimeout, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
+		taker, _ = c.arpAnswer(ctx, vip)
+		return taker != "" && taker != owner, nil
+	})
+	took := time.Since(begin)
+	if err != nil {
+		t.Fatalf("no other node answered ARP for %s after %s died: %v", vip, owner, err)
+	}
+	t.Logf("%s died: %s answered ARP for %s after %s", owner, taker, vip, took.Round(time.Millisecond))
+	served := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.announcer == taker && e.node != owner })
+	t.Logf("client served by %s through %s %s after the power cut", served.pod, taker, time.Since(begin).Round(time.Millisecond))
+
+	svc, err := c.ControlPlane.Client.CoreV1().Services("demo").Get(ctx, "echo", metav1.GetOptions{})
+	if err != nil || len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Status.LoadBalancer.Ingress[0].IP != vip.String() {
+		t.Errorf("the Service's address changed after a node died: %v (%v)", svc.Status.LoadBalancer.Ingress, err)
+	}
+	c.checkStatus(t, "demo", "echo", vip, taker)
+	err = framework.WaitFor(ctx, time.Minute, time.Second, func(ctx context.Context) (bool, error) {
+		node, err := c.ControlPlane.Client.CoreV1().Nodes().Get(ctx, owner, metav1.GetOptions{})
+		return err == nil && !nodelab.NodeReady(node), nil
+	})
+	if err != nil {
+		t.Errorf("node %s never went NotReady: %v", owner, err)
+	}
+}
+
+// arpAnswer asks for vip with one ARP request from the client and returns
+// the node whose MAC answered ("" and an error without answer).
+func (c *cluster) arpAnswer(ctx context.Context, vip netip.Addr) (string, error) {
+	out, err := c.Lab.Client().Exec(ctx, "arping", "-c", "1", "-w", "0.3", "-i", netlab.Iface, vip.String())
+	if err != nil {
+		return "", err
+	}
+	fields := strings.Fields(out)
+	for i, f := range fields {
+		if f == "from" && i+1 < len(fields) {
+			for _, n := range c.Lab.Nodes() {
+				if strings.EqualFold(n.MAC.String(), fields[i+1]) {
+					return n.Name, nil
+				}
 			}
 		}
-	}))
+	}
+	return "", fmt.Errorf("arping %s: no node answered: %q", vip, out)
+}
+
+// checkStatus waits until `kubectl ironlb status`, run on the client as an
+// operator on the LAN would, names node as the one announcing vip.
+func (c *cluster) checkStatus(t *testing.T, ns, name string, vip netip.Addr, node string) {
+	t.Helper()
+	bin, err := framework.IronLBBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	err = framework.WaitFor(t.Context(), failoverTimeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		out, err := c.Lab.Client().Exec(ctx, filepath.Join(bin, "kubectl-ironlb"), "status", "-o", "json", "--kubeconfig", c.ControlPlane.Kubeconfig)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		var st struct {
+			Services []struct {
+				Namespace, Name, IP string
+				AnnouncedBy         []string
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return false, err
+		}
+		for _, s := range st.Services {
+			if s.Namespace == ns && s.Name == name && s.IP == vip.String() {
+				last = fmt.Sprintf("announced by %v", s.AnnouncedBy)
+				return slices.Equal(s.AnnouncedBy, []string{node}), nil
+			}
+		}
+		last = "service not listed"
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("kubectl ironlb status for %s/%s %s: %s, want [%s]: %v", ns, name, vip, last, node, err)
+	}
 }
