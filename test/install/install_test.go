@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/netlab"
@@ -23,6 +24,8 @@ import (
 
 const (
 	namespace = "ironlb-system"
+	// serviceCIDR makes the cluster dual-stack, as the demo's is.
+	serviceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
 	// installTimeout bounds each step of an install: pods pulled from
 	// local archives, started, probed Ready.
 	installTimeout = 2 * time.Minute
@@ -43,7 +46,7 @@ data:
     pools:
     - name: lan
       mode: layer2
-      addresses: [203.0.113.10-203.0.113.49]
+      addresses: [203.0.113.10-203.0.113.49, "2001:db8:200::10-2001:db8:200::49"]
       interfaces: [eth0]
 `
 
@@ -59,7 +62,8 @@ func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
 		t.Fatal(err)
 	}
 	opts.Archives = append(opts.Archives, archives...)
-	c := nodelab.StartForTest(t, netlab.Options{Nodes: nodes, Client: true}, opts)
+	c := nodelab.StartForTest(t, netlab.Options{Nodes: nodes, Client: true,
+		ControlPlane: framework.Options{ServiceCIDR: serviceCIDR}}, opts)
 	return &cluster{Cluster: c}
 }
 
@@ -158,7 +162,7 @@ func (c *cluster) podLogs() string {
 
 // createEcho runs the demo app (replicas pods) behind a LoadBalancer Service
 // and returns the Service's address.
-func (c *cluster) createEcho(t *testing.T, ns, name string, replicas int32, policy v1.ServiceExternalTrafficPolicy) netip.Addr {
+func (c *cluster) createEcho(t *testing.T, ns, name string, replicas int32, policy v1.ServiceExternalTrafficPolicy, adjust ...func(*v1.Service)) netip.Addr {
 	t.Helper()
 	ctx := t.Context()
 	client := c.ControlPlane.Client
@@ -179,6 +183,9 @@ func (c *cluster) createEcho(t *testing.T, ns, name string, replicas int32, poli
 			Selector:              dep.Spec.Selector.MatchLabels,
 			Ports:                 []v1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(nodelab.EchoPort)}},
 		},
+	}
+	for _, a := range adjust {
+		a(svc)
 	}
 	if _, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -204,7 +211,7 @@ type echo struct {
 func (c *cluster) get(ctx context.Context, vip netip.Addr) (echo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	body, err := c.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", vip))
+	body, err := c.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, 80)))
 	if err != nil {
 		return echo{}, err
 	}
@@ -288,6 +295,17 @@ func TestKubeadmInstall(t *testing.T) {
 	t.Logf("%s: announced by %s, served by pods on %v", vip, first.announcer, slices.Sorted(maps.Keys(seen)))
 	c.checkStatus(t, "demo", "echo", vip, first.announcer)
 
+	t.Run("IPv6", func(t *testing.T) {
+		vip6 := c.createEcho(t, "demo", "echo-v6", 2, v1.ServiceExternalTrafficPolicyCluster, func(s *v1.Service) {
+			s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
+		})
+		if !vip6.Is6() {
+			t.Fatalf("an IPv6 Service got %s", vip6)
+		}
+		e := c.waitServed(t, vip6, failoverTimeout, anyAnswer)
+		t.Logf("%s: answered NDP from %s, served by %s", vip6, e.announcer, e.pod)
+		c.checkStatus(t, "demo", "echo-v6", vip6, e.announcer)
+	})
 	t.Run("externalTrafficPolicy Local", func(t *testing.T) { testLocal(t, c) })
 	// Last: it takes a node away.
 	t.Run("node death", func(t *testing.T) { testNodeDeath(t, c, vip) })

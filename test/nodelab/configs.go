@@ -9,18 +9,29 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// PodCIDR is the cluster's pod network: node K gets the Kth /24.
-var PodCIDR = netip.MustParsePrefix("198.18.64.0/18")
+// PodCIDR and PodCIDRv6 are the cluster's pod networks: node K gets the
+// Kth /24 and, when the cluster is dual-stack, the Kth /64.
+var (
+	PodCIDR   = netip.MustParsePrefix("198.18.64.0/18")
+	PodCIDRv6 = netip.MustParsePrefix("2001:db8:64::/48")
+)
 
-// podSubnet returns the pod subnet of the node numbered k (1-based).
+// podSubnet returns the IPv4 pod subnet of the node numbered k (1-based).
 func podSubnet(k int) (netip.Prefix, error) {
 	if k < 1 || k > 1<<(24-PodCIDR.Bits()) {
 		return netip.Prefix{}, fmt.Errorf("nodelab: node %d: %s has room for %d nodes", k, PodCIDR, 1<<(24-PodCIDR.Bits()))
 	}
 	b := PodCIDR.Addr().As4()
-	third := int(b[2]) + k - 1
-	b[2] = byte(third)
+	b[2] += byte(k - 1)
 	return netip.PrefixFrom(netip.AddrFrom4(b), 24), nil
+}
+
+// podSubnetV6 returns the IPv6 pod subnet of the node numbered k (1-based):
+// 2001:db8:64:<k>::/64, k in hex.
+func podSubnetV6(k int) netip.Prefix {
+	b := PodCIDRv6.Addr().As16()
+	b[6], b[7] = byte(k>>8), byte(k)
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64)
 }
 
 // nodePaths are one node's folders and files, all under its own directory.
@@ -87,7 +98,16 @@ oom_score = 0
 // control plane host route the pod subnets, so a pod's address is seen as
 // it is (which externalTrafficPolicy: Local relies on in the other
 // direction).
-func cniConfig(network string, subnet netip.Prefix, ipamDir string) ([]byte, error) {
+func cniConfig(network string, subnets []netip.Prefix, ipamDir string) ([]byte, error) {
+	var ranges, routes []any
+	for _, s := range subnets {
+		ranges = append(ranges, []any{map[string]any{"subnet": s.String()}})
+		def := "0.0.0.0/0"
+		if s.Addr().Is6() {
+			def = "::/0"
+		}
+		routes = append(routes, map[string]any{"dst": def})
+	}
 	conf := map[string]any{
 		"cniVersion": "0.4.0",
 		"name":       network,
@@ -100,8 +120,8 @@ func cniConfig(network string, subnet netip.Prefix, ipamDir string) ([]byte, err
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",
-					"ranges":  []any{[]any{map[string]any{"subnet": subnet.String()}}},
-					"routes":  []any{map[string]any{"dst": "0.0.0.0/0"}},
+					"ranges":  ranges,
+					"routes":  routes,
 					"dataDir": ipamDir,
 				},
 			},
@@ -168,14 +188,18 @@ const (
 
 // proxyConfig is the node's KubeProxyConfiguration. Conntrack settings are
 // zero so that kube-proxy leaves the machine's global sysctls alone.
-func proxyConfig(p nodePaths, node string, mode ProxyMode, strictARP bool) ([]byte, error) {
+func proxyConfig(p nodePaths, node string, mode ProxyMode, strictARP, dualStack bool) ([]byte, error) {
+	clusterCIDR := PodCIDR.String()
+	if dualStack {
+		clusterCIDR += "," + PodCIDRv6.String()
+	}
 	zero := "0s"
 	conf := map[string]any{
 		"apiVersion":         "kubeproxy.config.k8s.io/v1alpha1",
 		"kind":               "KubeProxyConfiguration",
 		"clientConnection":   map[string]any{"kubeconfig": p.proxyKubeconfig()},
 		"hostnameOverride":   node,
-		"clusterCIDR":        PodCIDR.String(),
+		"clusterCIDR":        clusterCIDR,
 		"mode":               string(mode),
 		"healthzBindAddress": "127.0.0.1:10256",
 		"metricsBindAddress": "127.0.0.1:10249",

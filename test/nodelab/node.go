@@ -23,8 +23,9 @@ type Node struct {
 	// Name is the Node object's name and the host's (n1, n2, …).
 	Name string
 	Host *netlab.Host
-	// PodSubnet is where its pods get their addresses.
-	PodSubnet netip.Prefix
+	// PodSubnets are where its pods get their addresses: IPv4, then IPv6
+	// on a dual-stack cluster.
+	PodSubnets []netip.Prefix
 
 	c          *Cluster
 	paths      nodePaths
@@ -35,18 +36,18 @@ type Node struct {
 }
 
 func (c *Cluster) newNode(h *netlab.Host, k int) (*Node, error) {
-	subnet, err := podSubnet(k)
+	subnets, err := c.podSubnets(k)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Name: h.Name, Host: h, PodSubnet: subnet, c: c,
+	n := &Node{Name: h.Name, Host: h, PodSubnets: subnets, c: c,
 		paths: nodePaths{dir: filepath.Join(c.dir, h.Name)}, cgroupRoot: cgroupRoot(h.Netns)}
 	for _, d := range []string{"run", "cni/net.d", "cni/ipam", "containerd", "runc", "kubelet", "kubelet-pki", "pod-logs"} {
 		if err := os.MkdirAll(n.paths.file(d), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	cni, err := cniConfig(c.network, subnet, n.paths.file("cni", "ipam"))
+	cni, err := cniConfig(c.network, subnets, n.paths.file("cni", "ipam"))
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (c *Cluster) newNode(h *netlab.Host, k int) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxy, err := proxyConfig(n.paths, h.Name, c.opts.ProxyMode, c.opts.StrictARP)
+	proxy, err := proxyConfig(n.paths, h.Name, c.opts.ProxyMode, c.opts.StrictARP, c.DualStack())
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (n *Node) Start(ctx context.Context) error {
 		"--kubeconfig="+n.paths.kubeletKubeconfig(),
 		"--root-dir="+n.paths.file("kubelet"),
 		"--cert-dir="+n.paths.file("kubelet-pki"),
-		"--node-ip="+n.Host.IPv4.String(),
+		"--node-ip="+n.nodeIPs(),
 		"--hostname-override="+n.Name,
 		"--cloud-provider=external",
 		"--v=1",
@@ -166,6 +167,14 @@ func (n *Node) start(name, cmd string, args ...string) (*framework.Process, erro
 		LogPath:   n.logPath(name),
 		StopGrace: 5 * time.Second,
 	}, "nsenter", append([]string{"--target", strconv.Itoa(pid), "--mount", "--uts", "--net", "--", cmd}, args...)...)
+}
+
+// nodeIPs is kubelet's --node-ip: IPv4, and IPv6 on a dual-stack cluster.
+func (n *Node) nodeIPs() string {
+	if n.c.DualStack() {
+		return n.Host.IPv4.String() + "," + n.Host.IPv6.String()
+	}
+	return n.Host.IPv4.String()
 }
 
 func (n *Node) logPath(name string) string {

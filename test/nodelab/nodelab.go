@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,7 +233,7 @@ func (c *Cluster) routeClusterNetworks(ctx context.Context) error {
 		}
 	}
 	for i, n := range nodes {
-		subnet, err := podSubnet(i + 1)
+		subnets, err := c.podSubnets(i + 1)
 		if err != nil {
 			return err
 		}
@@ -240,19 +241,49 @@ func (c *Cluster) routeClusterNetworks(ctx context.Context) error {
 			if h == n {
 				continue
 			}
-			if _, err := h.Exec(ctx, "ip", "route", "replace", subnet.String(), "via", n.IPv4.String()); err != nil {
-				return fmt.Errorf("nodelab: route pods of %s: %w", n.Name, err)
+			for _, s := range subnets {
+				via := n.IPv4
+				if s.Addr().Is6() {
+					via = n.IPv6
+				}
+				if _, err := h.Exec(ctx, "ip", "route", "replace", s.String(), "via", via.String()); err != nil {
+					return fmt.Errorf("nodelab: route pods of %s: %w", n.Name, err)
+				}
 			}
 		}
 	}
 	return nil
 }
 
+// DualStack reports whether the cluster runs IPv4 and IPv6: it does when
+// the control plane's Service CIDR has an IPv6 range.
+func (c *Cluster) DualStack() bool {
+	for _, cidr := range strings.Split(c.ControlPlane.ServiceCIDR, ",") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil && p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// podSubnets are the pod subnets of the node numbered k: IPv4, then IPv6
+// on a dual-stack cluster.
+func (c *Cluster) podSubnets(k int) ([]netip.Prefix, error) {
+	v4, err := podSubnet(k)
+	if err != nil {
+		return nil, err
+	}
+	if !c.DualStack() {
+		return []netip.Prefix{v4}, nil
+	}
+	return []netip.Prefix{v4, podSubnetV6(k)}, nil
+}
+
 // publishProxyConfig stores kube-proxy's configuration where kubeadm does,
 // in kube-system/kube-proxy (key config.conf), which ironlb's speaker reads
 // to warn about IPVS without strictARP.
 func (c *Cluster) publishProxyConfig(ctx context.Context) error {
-	conf, err := proxyConfig(nodePaths{dir: "/var/lib/kube-proxy"}, "", c.opts.ProxyMode, c.opts.StrictARP)
+	conf, err := proxyConfig(nodePaths{dir: "/var/lib/kube-proxy"}, "", c.opts.ProxyMode, c.opts.StrictARP, c.DualStack())
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestClusterRunsPods(t *testing.T) {
 	for _, p := range pods.Items {
 		n := c.Node(p.Spec.NodeName)
 		ip, err := netip.ParseAddr(p.Status.PodIP)
-		if n == nil || err != nil || !n.PodSubnet.Contains(ip) {
+		if n == nil || err != nil || !n.PodSubnets[0].Contains(ip) {
 			t.Errorf("pod %s on %s has IP %q, outside its node's pod subnet", p.Name, p.Spec.NodeName, p.Status.PodIP)
 		}
 	}
