@@ -132,7 +132,7 @@ bench-failover: build deps apiserver
 ## three nodes with speakers, a client; prints who announces what and what
 ## the client gets. make demo-down removes it.
 .PHONY: demo demo-down
-demo: deps apiserver build
+demo: deps apiserver kube build
 	@IRONLB_BIN_DIR=$(abspath $(BIN)) $(GO) run ./test/cmd/lab up -ironlb -service-cidr=198.18.0.0/16,2001:db8:ffff::/112
 
 demo-down: lab-down

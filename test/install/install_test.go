@@ -23,7 +23,6 @@ import (
 )
 
 const (
-	namespace = "ironlb-system"
 	// serviceCIDR makes the cluster dual-stack, as the demo's is.
 	serviceCIDR = "198.18.0.0/16,2001:db8:ffff::/112"
 	// installTimeout bounds each step of an install: pods pulled from
@@ -67,98 +66,30 @@ func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
 	return &cluster{Cluster: c}
 }
 
-// kubectl runs kubectl on the control plane host with the admin
-// kubeconfig, as an operator would.
+// kubectl runs kubectl on the control plane host, as an operator would.
 func (c *cluster) kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	args = append([]string{"--kubeconfig", c.ControlPlane.Kubeconfig}, args...)
-	var out string
-	var err error
-	if stdin == "" {
-		out, err = c.Lab.ControlPlane().Exec(ctx, "kubectl", args...)
-	} else {
-		out, err = c.Lab.ControlPlane().ExecStdin(ctx, stdin, "kubectl", args...)
-	}
+	out, err := c.Kubectl(ctx, stdin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// waitInstalled waits for what an operator checks after an install: both
-// CCM replicas Ready with one leader, every Node initialized by ironlb (the
-// uninitialized taint gone, providerID ironlb://<node>, an InternalIP), and
-// a Ready speaker on every node.
+// waitInstalled waits for a complete install (nodelab.WaitIronLBInstalled).
 func (c *cluster) waitInstalled(t *testing.T) {
 	t.Helper()
-	ctx := t.Context()
-	client := c.ControlPlane.Client
-	var last string
-	err := framework.WaitFor(ctx, installTimeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-		ccm, err := client.AppsV1().Deployments(namespace).Get(ctx, "ironlb-ccm", metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		if ccm.Status.ReadyReplicas != *ccm.Spec.Replicas {
-			last = fmt.Sprintf("ironlb-ccm: %d of %d replicas ready", ccm.Status.ReadyReplicas, *ccm.Spec.Replicas)
-			return false, nil
-		}
-		for _, name := range c.NodeNames() {
-			node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			if slices.ContainsFunc(node.Spec.Taints, func(t v1.Taint) bool { return t.Key == "node.cloudprovider.kubernetes.io/uninitialized" }) {
-				last = "node " + name + " still tainted uninitialized"
-				return false, nil
-			}
-			if node.Spec.ProviderID != "ironlb://"+name {
-				last = fmt.Sprintf("node %s: providerID %q", name, node.Spec.ProviderID)
-				return false, nil
-			}
-			if !slices.ContainsFunc(node.Status.Addresses, func(a v1.NodeAddress) bool {
-				return a.Type == v1.NodeInternalIP && a.Address == c.Node(name).Host.IPv4.String()
-			}) {
-				last = fmt.Sprintf("node %s: addresses %v", name, node.Status.Addresses)
-				return false, nil
-			}
-		}
-		ds, err := client.AppsV1().DaemonSets(namespace).Get(ctx, "ironlb-speaker", metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		if int(ds.Status.NumberReady) != len(c.Nodes()) {
-			last = fmt.Sprintf("ironlb-speaker: %d of %d ready", ds.Status.NumberReady, len(c.Nodes()))
-			return false, nil
-		}
-		return true, nil
-	})
+	leader, err := c.WaitIronLBInstalled(t.Context(), installTimeout)
 	if err != nil {
-		t.Fatalf("install: %s: %v\n%s", last, err, c.podLogs())
+		t.Fatal(err)
 	}
-	lease, err := client.CoordinationV1().Leases(namespace).Get(ctx, "ironlb-cloud-controller-manager", metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		t.Fatalf("no ironlb-ccm leader: %v", err)
-	}
-	t.Logf("installed: ironlb-ccm leader %s", *lease.Spec.HolderIdentity)
+	t.Logf("installed: ironlb-ccm leader %s", leader)
 }
 
-// podLogs returns the tail of every ironlb pod's log, for a failure.
-func (c *cluster) podLogs() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := c.Lab.ControlPlane().Exec(ctx, "kubectl", "--kubeconfig", c.ControlPlane.Kubeconfig,
-		"-n", namespace, "logs", "--all-containers", "--prefix", "--tail=20", "-l", "app.kubernetes.io/part-of=ironlb")
-	if err != nil {
-		return err.Error()
-	}
-	pods, _ := c.Lab.ControlPlane().Exec(ctx, "kubectl", "--kubeconfig", c.ControlPlane.Kubeconfig, "get", "pods", "-A", "-o", "wide")
-	return pods + "\n" + out
-}
+// podLogs returns every pod's state and ironlb's log tails, for a failure.
+func (c *cluster) podLogs() string { return c.IronLBLogs(context.Background()) }
 
 // createEcho runs the demo app (replicas pods) behind a LoadBalancer Service
 // and returns the Service's address.

@@ -139,11 +139,11 @@ func removeCgroupRoot(ctx context.Context, root string) error {
 	return nil
 }
 
-// sweepCgroups removes the cgroup roots of clusters whose lab is gone (a
-// crashed run): a root is named after its node's namespace, and a lab
-// deletes its namespaces when it closes, and sweeps them when its process
-// died.
-func sweepCgroups(ctx context.Context, logf func(string, ...any)) {
+// Sweep removes the cgroups (and kills the pods in them) of clusters whose
+// lab is gone, as after a crash: a cgroup root is named after its node's
+// namespace, which a lab deletes when it closes and netlab.Sweep deletes
+// when its process died. Start sweeps too.
+func Sweep(ctx context.Context, logf func(string, ...any)) {
 	hs, _ := hierarchies()
 	stale := map[string]bool{}
 	for _, h := range hs {
@@ -162,6 +162,9 @@ func sweepCgroups(ctx context.Context, logf func(string, ...any)) {
 		if err := removeCgroupRoot(ctx, cgroupRoot(netns)); err != nil {
 			logf("nodelab: %v", err)
 		}
+	}
+	if len(stale) > 0 {
+		removeCgroupParent()
 	}
 }
 

@@ -135,7 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 
-	sweepCgroups(ctx, opts.Logf)
+	Sweep(ctx, opts.Logf)
 	c := &Cluster{
 		Lab: opts.Lab, ControlPlane: opts.ControlPlane,
 		opts: opts, dir: filepath.Join(opts.Dir, "nodelab"), network: "ironlb-" + opts.Lab.ID,

@@ -17,13 +17,14 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
-	"github.com/ironlb/ironlb/test/labenv"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/nodelab"
 	"github.com/ironlb/ironlb/test/routers"
 )
 
@@ -80,12 +81,18 @@ var demoServices = []*v1.Service{
 	demoService("routed", func(s *v1.Service) { s.Annotations[config.AnnotationPool] = "lan-bgp" }),
 }
 
+// demoApp is the Deployment every demo service selects: the echo app, one
+// pod per node, answering with its pod and node names.
+const demoApp = "hello"
+
 func demoService(name string, adjust func(*v1.Service)) *v1.Service {
 	s := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{}},
 		Spec: v1.ServiceSpec{
-			Type:  v1.ServiceTypeLoadBalancer,
-			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: labenv.HTTPPort}},
+			Type:     v1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": demoApp},
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: demoPort,
+				TargetPort: intstr.FromInt32(nodelab.EchoPort)}},
 		},
 	}
 	if adjust != nil {
@@ -94,9 +101,31 @@ func demoService(name string, adjust func(*v1.Service)) *v1.Service {
 	return s
 }
 
-// startDemo runs ironlb on the lab, with FRR on the first router peering
-// with every node, and creates the demo services.
-func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, logf func(string, ...any)) (*labenv.Env, error) {
+// demoPort is where the demo services listen.
+const demoPort = 80
+
+// demo is ironlb installed on the lab's real nodes.
+type demo struct {
+	cluster *nodelab.Cluster
+	frr     *routers.FRR
+}
+
+// Close stops the nodes (pods included) and FRR.
+func (d *demo) Close() {
+	if d.cluster != nil {
+		d.cluster.Close()
+	}
+	if d.frr != nil {
+		_ = d.frr.Close()
+	}
+}
+
+// startDemo makes the lab's nodes real Kubernetes nodes (containerd,
+// kubelet, kube-proxy), installs ironlb on them as a user would (kubectl
+// apply -k manifests/kubeadm, the images loaded from archives), starts FRR
+// on the first router peering with every node, and creates the demo app
+// and services.
+func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane, logf func(string, ...any)) (_ *demo, err error) {
 	rs := lab.Routers()
 	if len(rs) == 0 {
 		return nil, errors.New("the demo's bgp pool needs a router: run with -routers r1 (the default)")
@@ -117,6 +146,8 @@ func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane,
 		host *netlab.Host
 		cmd  []string
 	}{
+		{client, []string{"ip", "route", "replace", netlab.VIPv4.String(), "dev", netlab.Iface}},
+		{client, []string{"ip", "-6", "route", "replace", netlab.VIPv6.String(), "dev", netlab.Iface}},
 		{client, []string{"ip", "route", "replace", demoBGPRange, "via", r1.IPv4.String()}},
 		{r1, []string{"sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf." + r1.Iface + ".send_redirects=0",
 			"net.ipv4.fib_multipath_hash_policy=1"}},
@@ -125,25 +156,53 @@ func startDemo(ctx context.Context, lab *netlab.Lab, cp *framework.ControlPlane,
 			return nil, err
 		}
 	}
-	env, err := labenv.Run(ctx, lab, cp, labenv.Options{Config: demoConfig, Logf: logf,
-		SpeakerCapabilities: []string{"net_raw", "net_admin"},
-		FRR: func(lab *netlab.Lab) string {
-			return routers.FRRNodesConfig(r1, demoRouterAS, demoNodeAS, lab.Nodes(), "")
-		}})
+	d := &demo{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	logf("demo: starting FRR on %s", r1.Name)
+	if d.frr, err = routers.StartFRR(ctx, r1, routers.FRROptions{BGPD: routers.FRRNodesConfig(r1, demoRouterAS, demoNodeAS, lab.Nodes(), "")}); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(lab.Dir, frrVtyFile), []byte(d.frr.VtyDir()+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	archives, err := nodelab.IronLBArchives(filepath.Join(lab.Dir, "images"))
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(lab.Dir, frrVtyFile), []byte(env.Router.VtyDir()+"\n"), 0o644); err != nil {
-		env.Stop()
+	if d.cluster, err = nodelab.Start(ctx, nodelab.Options{Lab: lab, ControlPlane: cp, Archives: archives, Logf: logf}); err != nil {
+		return nil, err
+	}
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	logf("demo: kubectl apply -k manifests/kubeadm")
+	if out, err := d.cluster.Kubectl(ctx, "", "apply", "--server-side", "-k", filepath.Join(root, "manifests", "kubeadm")); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, out)
+	}
+	if _, err := d.cluster.WaitIronLBInstalled(ctx, 3*time.Minute); err != nil {
+		return nil, err
+	}
+	if err := framework.ApplyConfig(ctx, cp.Client, demoConfig); err != nil {
+		return nil, err
+	}
+	app := nodelab.EchoDeployment("default", demoApp, int32(len(lab.Nodes())))
+	app.Spec.Template.Spec.TopologySpreadConstraints = []v1.TopologySpreadConstraint{{
+		MaxSkew: 1, TopologyKey: v1.LabelHostname, WhenUnsatisfiable: v1.ScheduleAnyway, LabelSelector: app.Spec.Selector,
+	}}
+	if _, err := cp.Client.AppsV1().Deployments("default").Create(ctx, app, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
 	for _, svc := range demoServices {
-		if _, err := env.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-			env.Stop()
+		if _, err := cp.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
 	}
-	return env, nil
+	return d, nil
 }
 
 // demoRow is one line of the demo table.
@@ -218,7 +277,7 @@ func demoRows(ctx context.Context, client kubernetes.Interface, from demoVantage
 			row.ip = ips[0]
 			announcers := announcersOf(ctx, client, &svc, ips[0])
 			row.answer = httpFrom(ctx, from.clientNetns, ips[0])
-			row.ready = strings.HasPrefix(row.answer, "node=")
+			row.ready = strings.HasPrefix(row.answer, "pod ")
 			if row.mode == string(config.ModeBGP) {
 				// Every eligible node announces; the router spreads the
 				// traffic over them.
@@ -291,11 +350,21 @@ func httpFrom(ctx context.Context, netns, ip string) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	body, err := framework.HTTPGetFrom(ctx, netns, fmt.Sprintf("http://%s/", netip.AddrPortFrom(addr, labenv.HTTPPort)))
+	body, err := framework.HTTPGetFrom(ctx, netns, fmt.Sprintf("http://%s/", netip.AddrPortFrom(addr, demoPort)))
 	if err != nil {
 		return "no answer"
 	}
-	return strings.TrimSpace(body)
+	// The echo app answers "pod=<name> node=<node> client=<address>".
+	fields := map[string]string{}
+	for _, f := range strings.Fields(body) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			fields[k] = v
+		}
+	}
+	if fields["pod"] == "" {
+		return strings.TrimSpace(body)
+	}
+	return fmt.Sprintf("pod %s on %s", fields["pod"], fields["node"])
 }
 
 // printDemoFromState prints the demo table of a running lab, and how to ask
@@ -316,11 +385,14 @@ func printDemoFromState(w io.Writer, dir string) error {
 			break
 		}
 	}
-	fmt.Fprintln(w, "\nironlb is running on the lab; waiting for every service to answer from the client...")
+	fmt.Fprintln(w, "\nironlb is installed on the lab's nodes; waiting for every service to answer from the client...")
 	if err := printDemo(context.Background(), w, client, from); err != nil {
 		return err
 	}
 	if err := printPluginStatus(w, st); err != nil {
+		return err
+	}
+	if err := printPods(w, st); err != nil {
 		return err
 	}
 	if vty, err := os.ReadFile(filepath.Join(dir, frrVtyFile)); err == nil {
@@ -348,5 +420,18 @@ func printPluginStatus(w io.Writer, st *state) error {
 	fmt.Fprintf(w, "\n$ kubectl ironlb status\n%s", out)
 	fmt.Fprintf(w, "\nRun it again (or kubectl get speakerstatuses) with:\n  PATH=%s:$PATH ip netns exec %s kubectl ironlb status --kubeconfig %s\n",
 		binDir, clientNetns, st.Kubeconfig)
+	return nil
+}
+
+// printPods shows the pods on the nodes, as `kubectl get pods -A` does, and
+// how to run kubectl by hand.
+func printPods(w io.Writer, st *state) error {
+	cpNetns := st.ID + "-cp"
+	out, err := exec.Command("ip", "netns", "exec", cpNetns, "kubectl", "--kubeconfig", st.Kubeconfig, "get", "pods", "-A", "-o", "wide").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kubectl get pods: %v\n%s", err, out)
+	}
+	fmt.Fprintf(w, "\n$ kubectl get pods -A -o wide\n%s", out)
+	fmt.Fprintf(w, "\nEach node runs containerd, kubelet and kube-proxy; kubectl from the control plane host:\n  ip netns exec %s kubectl --kubeconfig %s get nodes -o wide\n", cpNetns, st.Kubeconfig)
 	return nil
 }

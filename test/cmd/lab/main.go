@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,7 @@ import (
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/internal/detach"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/nodelab"
 )
 
 // stateFile is where serve records the lab for up and status, next to
@@ -79,10 +81,10 @@ func (lf *labFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&lf.routers, "routers", "r1", "comma-separated router names (empty: none)")
 	fs.BoolVar(&lf.client, "client", true, "add the LAN client")
 	fs.BoolVar(&lf.client2, "client2", false, "add client2 on LAN2, behind the first router")
-	fs.BoolVar(&lf.serveVIPs, "serve-vips", true, "make nodes accept the VIP ranges and answer HTTP on port 80 with node=<name> (the kube-proxy stand-in)")
+	fs.BoolVar(&lf.serveVIPs, "serve-vips", true, "make nodes accept the VIP ranges and answer HTTP on port 80 with node=<name> (the kube-proxy stand-in; not with -ironlb, whose nodes run kube-proxy)")
 	fs.StringVar(&lf.serviceCIDR, "service-cidr", framework.DefaultServiceCIDR, "service ClusterIP range(s), comma-separated for dual stack")
 	fs.DurationVar(&lf.timeout, "timeout", 2*time.Minute, "how long to wait for the lab and control plane to be ready")
-	fs.BoolVar(&lf.ironlb, "ironlb", false, "run ironlb on the lab (ironlb-ccm, a speaker per node), with the demo pools and services, and print who announces what")
+	fs.BoolVar(&lf.ironlb, "ironlb", false, "make the nodes real (containerd, kubelet, kube-proxy), install ironlb on them from manifests/kubeadm, add the demo pools, app and services, and print who announces what")
 	fs.DurationVar(&lf.ttl, "ttl", 8*time.Hour, "tear the lab down by itself after this long (0: never), so a forgotten lab does not linger on a shared machine")
 }
 
@@ -135,6 +137,7 @@ type state struct {
 	Kubeconfig  string   `json:"kubeconfig"`
 	APIServer   string   `json:"apiserver"`
 	ServeVIPs   bool     `json:"serveVIPs"`
+	RealNodes   bool     `json:"realNodes,omitempty"`
 	NetworkUp   string   `json:"networkUp"`
 	ControlUp   string   `json:"controlPlaneUp"`
 	ServePid    int      `json:"servePid"`
@@ -180,6 +183,10 @@ func serve(fs *detach.Flags) error {
 func runLab(ctx context.Context, srv detach.Server, lf labFlags) error {
 	startCtx, cancel := context.WithTimeout(ctx, lf.timeout)
 	defer cancel()
+	var apiserverArgs []string
+	if lf.ironlb {
+		apiserverArgs = nodelab.ApiserverArgs
+	}
 
 	begin := time.Now()
 	lab, err := netlab.New(startCtx, netlab.Options{
@@ -189,8 +196,9 @@ func runLab(ctx context.Context, srv detach.Server, lf labFlags) error {
 		Routers: lf.routerNames(),
 		Dir:     srv.Dir,
 		ControlPlane: framework.Options{
-			ServiceCIDR:  lf.serviceCIDR,
-			StartTimeout: lf.timeout,
+			ServiceCIDR:        lf.serviceCIDR,
+			StartTimeout:       lf.timeout,
+			ExtraApiserverArgs: apiserverArgs,
 		},
 		// We handle the signals (ctx above) and close the lab ourselves.
 		NoSignalHandler: true,
@@ -212,17 +220,17 @@ func runLab(ctx context.Context, srv detach.Server, lf labFlags) error {
 		return err
 	}
 	controlUp := time.Since(begin)
-	if lf.serveVIPs || lf.ironlb {
+	if lf.serveVIPs && !lf.ironlb {
 		if err := lab.ServeVIPs(ctx, netlab.VIPv4, netlab.VIPv6, 80); err != nil {
 			return err
 		}
 	}
 	if lf.ironlb {
-		env, err := startDemo(startCtx, lab, cp, detach.Logf)
+		d, err := startDemo(startCtx, lab, cp, detach.Logf)
 		if err != nil {
 			return err
 		}
-		defer env.Stop()
+		defer d.Close()
 	}
 
 	st := state{
@@ -231,7 +239,8 @@ func runLab(ctx context.Context, srv detach.Server, lf labFlags) error {
 		Hosts:       hostsOf(lab),
 		Kubeconfig:  cp.Kubeconfig,
 		APIServer:   cp.URL,
-		ServeVIPs:   lf.serveVIPs,
+		ServeVIPs:   lf.serveVIPs && !lf.ironlb,
+		RealNodes:   lf.ironlb,
 		NetworkUp:   networkUp.Round(time.Millisecond).String(),
 		ControlUp:   controlUp.Round(time.Millisecond).String(),
 		ServePid:    os.Getpid(),
@@ -309,6 +318,9 @@ func printState(w io.Writer, dir string) error {
 	if st.ServeVIPs && n1 != "" && slices.Contains(st.Namespaces, clNetns) {
 		fmt.Fprintf(w, "  ip netns exec %s curl -s http://%s/        # node=n1; VIPs (%s, %s) answer once announced\n", clNetns, n1, netlab.VIPv4, netlab.VIPv6)
 	}
+	if st.RealNodes && slices.Contains(st.Namespaces, clNetns) {
+		fmt.Fprintf(w, "  ip netns exec %s curl -s http://%s/        # a LoadBalancer address, through kube-proxy to a pod\n", clNetns, netip.AddrFrom4([4]byte{203, 0, 113, 10}))
+	}
 	fmt.Fprintf(w, "  ip netns exec %s-sw tcpdump -ni br0 'arp or icmp6'\n", st.ID)
 	fmt.Fprintf(w, "Stop with: make lab-down (go run ./test/cmd/lab down)")
 	if st.Expires != "" {
@@ -338,6 +350,8 @@ func down(fs *detach.Flags) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	swept, err := netlab.Sweep(ctx)
+	// Then the cgroups of real nodes whose namespaces went.
+	nodelab.Sweep(ctx, func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) })
 	if len(swept) > 0 {
 		fmt.Fprintf(os.Stderr, "swept namespaces of crashed labs: %s\n", strings.Join(swept, " "))
 	}
