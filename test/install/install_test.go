@@ -54,15 +54,27 @@ type cluster struct {
 	*nodelab.Cluster
 }
 
-func startCluster(t *testing.T, nodes int, opts nodelab.Options) *cluster {
+// startCluster starts real nodes on a lab with labOpts (plus the client and
+// a dual-stack Service CIDR), ironlb's images loaded, ironlb not installed.
+func startCluster(t *testing.T, labOpts netlab.Options) *cluster {
 	t.Helper()
 	archives, err := nodelab.IronLBArchives(filepath.Join(t.TempDir(), "images"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Archives = append(opts.Archives, archives...)
-	c := nodelab.StartForTest(t, netlab.Options{Nodes: nodes, Client: true,
-		ControlPlane: framework.Options{ServiceCIDR: serviceCIDR}}, opts)
+	labOpts.Client = true
+	labOpts.ControlPlane.ServiceCIDR = serviceCIDR
+	c := nodelab.StartForTest(t, labOpts, nodelab.Options{Archives: archives})
+	// The client reaches layer2 addresses on-link, as a LAN neighbour of
+	// the load balancer does.
+	for _, cmd := range [][]string{
+		{"ip", "route", "replace", netlab.VIPv4.String(), "dev", netlab.Iface},
+		{"ip", "-6", "route", "replace", netlab.VIPv6.String(), "dev", netlab.Iface},
+	} {
+		if _, err := c.Lab.Client().Exec(t.Context(), cmd[0], cmd[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &cluster{Cluster: c}
 }
 
@@ -206,7 +218,7 @@ func field(body, key string) string {
 // three real nodes; ironlb initializes them and a client on the LAN reaches
 // a real Deployment through a layer2 address and kube-proxy.
 func TestKubeadmInstall(t *testing.T) {
-	c := startCluster(t, 3, nodelab.Options{})
+	c := startCluster(t, netlab.Options{Nodes: 3})
 	root, err := framework.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,13 @@
 package manifests
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,13 +19,10 @@ import (
 
 // The names the install uses (and the binaries default to).
 const (
-	namespace     = "ironlb-system"
-	ccmSA         = "system:serviceaccount:ironlb-system:ironlb-ccm"
-	speakerSA     = "system:serviceaccount:ironlb-system:ironlb-speaker"
-	releaseName   = "ironlb"
-	helmModuleDir = "test/manifests/helmrender"
-	helmPackage   = "helm.sh/helm/v3/cmd/helm"
-	envHelm       = "IRONLB_HELM"
+	namespace   = "ironlb-system"
+	ccmSA       = "system:serviceaccount:ironlb-system:ironlb-ccm"
+	speakerSA   = "system:serviceaccount:ironlb-system:ironlb-speaker"
+	releaseName = "ironlb"
 )
 
 // saGroups are the groups the apiserver gives every ServiceAccount token of
@@ -108,83 +102,14 @@ func renderChart(t testing.TB, ns string, args ...string) []byte {
 	return []byte(out)
 }
 
-var (
-	helmOnce sync.Once
-	helmPath string
-	helmErr  error
-)
-
-// helmBinary returns a Helm CLI: $IRONLB_HELM, or the version pinned by
-// test/manifests/helmrender/go.mod, built into .cache/bin/helm-<version>
-// unless a binary of that version is already there.
+// helmBinary returns a Helm CLI (framework.HelmBinary).
 func helmBinary(t testing.TB) string {
 	t.Helper()
-	helmOnce.Do(func() { helmPath, helmErr = ensureHelm(t) })
-	if helmErr != nil {
-		t.Fatal(helmErr)
-	}
-	return helmPath
-}
-
-func ensureHelm(t testing.TB) (string, error) {
-	if p := os.Getenv(envHelm); p != "" {
-		return p, nil
-	}
-	root := repoRoot(t)
-	modDir := filepath.Join(root, helmModuleDir)
-	version, err := requiredVersion(filepath.Join(modDir, "go.mod"), "helm.sh/helm/v3")
+	p, err := framework.HelmBinary()
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	bin := filepath.Join(root, ".cache", "bin", "helm-"+version)
-	if out, err := run(nil, "", bin, "version", "--template", "{{.Version}}"); err == nil && strings.TrimSpace(out) == version {
-		return bin, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
-	}
-	// A private temporary file renamed into place: concurrent test runs
-	// never see a half-written binary.
-	tmp, err := os.CreateTemp(filepath.Dir(bin), filepath.Base(bin)+".tmp.")
-	if err != nil {
-		return "", err
-	}
-	_ = tmp.Close()
-	defer os.Remove(tmp.Name())
-	t.Logf("building Helm %s from %s (a minute or two on a cold module cache)", version, helmModuleDir)
-	cmd := exec.Command("go", "build", "-mod=readonly", "-trimpath",
-		"-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version="+version,
-		"-o", tmp.Name(), helmPackage)
-	cmd.Dir = modDir
-	// The module stands alone: never let a go.work pull it into another.
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building Helm from %s: %v\n%s", modDir, err, out)
-	}
-	if err := os.Rename(tmp.Name(), bin); err != nil {
-		return "", err
-	}
-	return bin, nil
-}
-
-// requiredVersion returns the version go.mod requires of module.
-func requiredVersion(goMod, module string) (string, error) {
-	data, err := os.ReadFile(goMod)
-	if err != nil {
-		return "", err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "//")
-		f := strings.Fields(line)
-		if len(f) > 0 && f[0] == "require" {
-			f = f[1:]
-		}
-		if len(f) == 2 && f[0] == module && strings.HasPrefix(f[1], "v") {
-			return f[1], nil
-		}
-	}
-	return "", fmt.Errorf("%s does not require %s", goMod, module)
+	return p
 }
 
 // decode splits a multi-document YAML stream into objects, skipping empty
