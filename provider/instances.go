@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -31,7 +32,22 @@ func (c *Cloud) InstanceShutdown(ctx context.Context, node *v1.Node) (bool, erro
 // InstanceMetadata gives kubelets run with --cloud-provider=external what
 // they wait for: a providerID and addresses, taken from the node itself (the
 // IPs kubelet was given with --node-ip, then any it already reports).
+//
+// A node another cloud provider initialized (its providerID names that
+// provider, e.g. k3s:// from K3s's embedded CCM) is that provider's: its
+// metadata is what it already holds, so the cloud-node controller, which
+// asks again every --node-status-update-frequency, never rewrites it. Two
+// controllers each adding what they would report (a Hostname from a label
+// here, from an annotation there) would take turns rewriting its
+// addresses forever.
 func (c *Cloud) InstanceMetadata(ctx context.Context, node *v1.Node) (*cloudprovider.InstanceMetadata, error) {
+	if node.Spec.ProviderID != "" && !strings.HasPrefix(node.Spec.ProviderID, providerIDPrefix) {
+		return &cloudprovider.InstanceMetadata{
+			ProviderID:    node.Spec.ProviderID,
+			InstanceType:  node.Labels[v1.LabelInstanceTypeStable],
+			NodeAddresses: slices.Clone(node.Status.Addresses),
+		}, nil
+	}
 	return &cloudprovider.InstanceMetadata{
 		ProviderID:    providerIDPrefix + node.Name,
 		InstanceType:  ProviderName,

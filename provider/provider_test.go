@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -596,6 +597,38 @@ func TestInstanceMetadata(t *testing.T) {
 	want := []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "198.51.100.5"}, {Type: v1.NodeInternalIP, Address: "2001:db8::5"}, {Type: v1.NodeHostName, Address: "node-1"}}
 	if fmt.Sprint(md.NodeAddresses) != fmt.Sprint(want) {
 		t.Errorf("addresses = %v, want %v", md.NodeAddresses, want)
+	}
+}
+
+// TestInstanceMetadataOfAnotherProvidersNode: a node K3s's CCM initialized
+// (providerID k3s://, a Hostname from its k3s.io/hostname annotation that
+// differs from the node's name) keeps exactly its own addresses, so ironlb's
+// cloud-node controller never rewrites it.
+func TestInstanceMetadataOfAnotherProvidersNode(t *testing.T) {
+	addrs := []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "198.51.100.21"}, {Type: v1.NodeHostName, Address: "ip-198-51-100-21"}}
+	node := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent-1",
+			Labels:      map[string]string{v1.LabelHostname: "agent-1", v1.LabelInstanceTypeStable: "k3s"},
+			Annotations: map[string]string{"alpha.kubernetes.io/provided-node-ip": "198.51.100.21", "k3s.io/hostname": "ip-198-51-100-21"}},
+		Spec:   v1.NodeSpec{ProviderID: "k3s://agent-1"},
+		Status: v1.NodeStatus{Addresses: addrs},
+	}
+	md, err := New(DefaultOptions()).InstanceMetadata(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.ProviderID != "k3s://agent-1" || md.InstanceType != "k3s" {
+		t.Errorf("metadata = %+v, want the node's own providerID and instance type", md)
+	}
+	if fmt.Sprint(md.NodeAddresses) != fmt.Sprint(addrs) {
+		t.Errorf("addresses = %v, want exactly the node's own %v", md.NodeAddresses, addrs)
+	}
+	// A node ironlb initialized still gets ironlb's view.
+	node.Spec.ProviderID = "ironlb://agent-1"
+	if md, _ := New(DefaultOptions()).InstanceMetadata(context.Background(), node); !slices.ContainsFunc(md.NodeAddresses, func(a v1.NodeAddress) bool {
+		return a.Type == v1.NodeHostName && a.Address == "agent-1"
+	}) {
+		t.Errorf("an ironlb node's addresses = %v, want its hostname label as a Hostname too", md.NodeAddresses)
 	}
 }
 

@@ -43,10 +43,12 @@ func TestAgainstAPIServer(t *testing.T) {
 		out := kubectl(t, kc, nil, "apply", "--dry-run=server", "-k", filepath.Join(root, "manifests", "kubeadm"))
 		wantApplied(t, out, decode(t, renderOverlay(t, "kubeadm")))
 	})
-	t.Run("dry-run k3s overlay", func(t *testing.T) {
-		out := kubectl(t, kc, nil, "apply", "--dry-run=server", "-k", filepath.Join(root, "manifests", "k3s"))
-		wantApplied(t, out, decode(t, renderOverlay(t, "k3s")))
-	})
+	for _, overlay := range []string{"k3s", "k3s-cloud-node"} {
+		t.Run("dry-run "+overlay+" overlay", func(t *testing.T) {
+			out := kubectl(t, kc, nil, "apply", "--dry-run=server", "-k", filepath.Join(root, "manifests", overlay))
+			wantApplied(t, out, decode(t, renderOverlay(t, overlay)))
+		})
+	}
 	t.Run("dry-run chart defaults", func(t *testing.T) {
 		rendered := renderChart(t, namespace)
 		out := kubectl(t, kc, rendered, "apply", "--dry-run=server", "-f", "-")

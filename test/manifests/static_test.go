@@ -28,8 +28,12 @@ import (
 // chart adds for them.
 const valuesAll = "testdata/values-all.yaml"
 
-// valuesK3s is what the chart needs to match the k3s overlay.
-const valuesK3s = "testdata/values-k3s.yaml"
+// valuesK3s and valuesK3sCloudNode are what the chart needs to match the
+// k3s and k3s-cloud-node overlays.
+const (
+	valuesK3s          = "testdata/values-k3s.yaml"
+	valuesK3sCloudNode = "testdata/values-k3s-cloud-node.yaml"
+)
 
 // renders returns every rendering the tests check, by name.
 func renders(t *testing.T) map[string][]*unstructured.Unstructured {
@@ -37,6 +41,7 @@ func renders(t *testing.T) map[string][]*unstructured.Unstructured {
 	return map[string][]*unstructured.Unstructured{
 		"kustomize kubeadm":          decode(t, renderOverlay(t, "kubeadm")),
 		"kustomize k3s":              decode(t, renderOverlay(t, "k3s")),
+		"kustomize k3s-cloud-node":   decode(t, renderOverlay(t, "k3s-cloud-node")),
 		"helm defaults":              decode(t, renderChart(t, namespace)),
 		"helm values-all":            decode(t, renderChart(t, "lb-system", "-f", valuesAll)),
 		"helm values-servicemonitor": decode(t, renderChart(t, namespace, "-f", valuesServiceMonitor)),
@@ -183,7 +188,8 @@ func TestChartConfigValue(t *testing.T) {
 func TestChartMatchesKustomize(t *testing.T) {
 	for overlay, args := range map[string][]string{
 		"kubeadm": nil,
-		"k3s":     {"-f", valuesK3s},
+		"k3s":            {"-f", valuesK3s},
+		"k3s-cloud-node": {"-f", valuesK3sCloudNode},
 	} {
 		t.Run(overlay, func(t *testing.T) {
 			want := map[string]any{}
@@ -240,18 +246,35 @@ func normalize(v any) any {
 	return v
 }
 
-// TestK3sOverlay: the k3s overlay grants nothing in kube-system and lets the
-// CCM run on servers reserved for critical add-ons.
-func TestK3sOverlay(t *testing.T) {
-	objs := decode(t, renderOverlay(t, "k3s"))
-	for _, o := range objs {
-		if o.GetNamespace() == "kube-system" {
-			t.Errorf("the k3s overlay renders %s: K3s has no kube-proxy ConfigMap to read", key(o))
+// TestK3sOverlays: the k3s overlays grant nothing in kube-system and let
+// the CCM run on servers reserved for critical add-ons; manifests/k3s runs
+// only ironlb's service controller (K3s's CCM, or its kubelets, set up the
+// nodes) and manifests/k3s-cloud-node adds the cloud-node controller, as
+// docs/install-k3s.md says.
+func TestK3sOverlays(t *testing.T) {
+	for overlay, controllers := range map[string]string{
+		"k3s":            "--controllers=service",
+		"k3s-cloud-node": "--controllers=service,cloud-node",
+	} {
+		objs := decode(t, renderOverlay(t, overlay))
+		for _, o := range objs {
+			if o.GetNamespace() == "kube-system" {
+				t.Errorf("the %s overlay renders %s: K3s has no kube-proxy ConfigMap to read", overlay, key(o))
+			}
 		}
-	}
-	d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", namespace, "ironlb-ccm"))
-	if !slices.ContainsFunc(d.Spec.Template.Spec.Tolerations, func(t v1.Toleration) bool { return t.Key == "CriticalAddonsOnly" }) {
-		t.Error("ironlb-ccm does not tolerate CriticalAddonsOnly on K3s")
+		d := typed[appsv1.Deployment](t, find(t, objs, "Deployment", namespace, "ironlb-ccm"))
+		if !slices.ContainsFunc(d.Spec.Template.Spec.Tolerations, func(t v1.Toleration) bool { return t.Key == "CriticalAddonsOnly" }) {
+			t.Errorf("%s: ironlb-ccm does not tolerate CriticalAddonsOnly on K3s", overlay)
+		}
+		var got []string
+		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--controllers") {
+				got = append(got, a)
+			}
+		}
+		if len(got) != 1 || got[0] != controllers {
+			t.Errorf("%s: ironlb-ccm's controller flags are %v, want [%s]", overlay, got, controllers)
+		}
 	}
 }
 
