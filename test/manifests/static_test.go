@@ -187,7 +187,7 @@ func TestChartConfigValue(t *testing.T) {
 // the k3s overlay's. Reviewing one therefore reviews both.
 func TestChartMatchesKustomize(t *testing.T) {
 	for overlay, args := range map[string][]string{
-		"kubeadm": nil,
+		"kubeadm":        nil,
 		"k3s":            {"-f", valuesK3s},
 		"k3s-cloud-node": {"-f", valuesK3sCloudNode},
 	} {
