@@ -122,9 +122,10 @@ lab-down:
 
 ## bench-failover: layer2 failover times and speaker memory on the network
 ## lab (root), ironlb then MetalLB's real speaker (built by exact version in
-## test/peers); e.g. BENCH_FAILOVER_ARGS="-trials 20 -impl ironlb -out docs/benchmarks.md".
+## test/peers); e.g. BENCH_FAILOVER_ARGS="-trials 20 -impl ironlb -out docs/benchmarks.md";
+## -impl ironlb-pods runs the speakers as pods on real nodes (test/nodelab).
 .PHONY: bench-failover
-bench-failover: build deps apiserver
+bench-failover: build deps apiserver kube
 	@bash hack/ensure-peers.sh metallb metallb-speaker >/dev/null
 	$(GO) run ./test/cmd/bench-failover $(BENCH_FAILOVER_ARGS)
 

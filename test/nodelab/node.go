@@ -280,3 +280,17 @@ func netnsPids(netns string) []int {
 }
 
 func lookPath(tool string) (string, error) { return exec.LookPath(tool) }
+
+// Pids lists the node's processes named comm (as /proc/<pid>/comm shows
+// it, e.g. kubelet or ironlb-speaker) that run in its network namespace:
+// its own components and its host-network pods.
+func (n *Node) Pids(comm string) []int {
+	var out []int
+	for _, pid := range netnsPids(n.Host.Netns) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(b)) == comm {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -4,13 +4,19 @@
 // answered by another node. It also reports the speakers' memory idle and
 // with many services.
 //
+// With -impl ironlb-pods it measures ironlb as users run it: installed from
+// manifests/kubeadm onto real nodes (test/nodelab: containerd, kubelet,
+// kube-proxy), the client served by real pods, and the faults hit the
+// speaker's container (kill -9, which the kubelet restarts), the node's link,
+// or the whole node (a power cut: every process and pod of it at once).
+//
 // It measures ironlb and, for comparison, MetalLB (its own controller and
 // speaker, layer2 with its defaults, built by hack/ensure-peers.sh from the
 // version test/peers/metallb requires) under the same faults, one after the
 // other, each on a fresh lab of the same network, and prints the ratio
 // MetalLB/ironlb.
 //
-//	go run ./test/cmd/bench-failover [-impl ironlb,metallb] [-trials 20] [-services 1000] [-out docs/benchmarks.md]
+//	go run ./test/cmd/bench-failover [-impl ironlb,ironlb-pods,metallb] [-trials 20] [-services 1000] [-out docs/benchmarks.md]
 //
 // Needs root (network namespaces); make bench-failover runs it.
 package main
@@ -59,11 +65,16 @@ type impl struct {
 	title string // in the report
 	notes string // its failure detection, for the report
 	impl  labenv.Impl
+	// pods: the speakers run as pods on real nodes (test/nodelab), with
+	// faults of their own (podFaults).
+	pods bool
 }
 
 var impls = []impl{
 	{name: "ironlb", title: "ironlb", impl: labenv.ImplIronLB,
 		notes: "memberlist probe 200 ms, timeout 100 ms, gossip 100 ms, suspicion ×3 (ironlb-speaker's defaults)"},
+	{name: "ironlb-pods", title: "ironlb, speakers as pods on real nodes", pods: true,
+		notes: "the same defaults; ironlb installed with kubectl apply -k manifests/kubeadm onto three nodes running containerd, kubelet and kube-proxy (test/nodelab), the client served by a real Deployment (one pod per node) through kube-proxy"},
 	{name: "metallb", title: "MetalLB", impl: labenv.ImplMetalLB,
 		notes: "layer2 with its defaults: memberlist on (its LAN defaults: probe 1 s, timeout 500 ms, gossip 200 ms, suspicion ×4), key from its Secret; its own controller assigns the addresses"},
 }
@@ -110,7 +121,7 @@ var faults = []fault{
 }
 
 func main() {
-	implFlag := flag.String("impl", "ironlb,metallb", "implementations to measure, in this order (ironlb, metallb)")
+	implFlag := flag.String("impl", "ironlb,metallb", "implementations to measure, in this order (ironlb, ironlb-pods, metallb)")
 	trials := flag.Int("trials", 20, "trials per fault")
 	services := flag.Int("services", 1000, "services for the memory figure (IPv6 VIPs)")
 	out := flag.String("out", "", "append a markdown table to this file")
@@ -134,7 +145,7 @@ func parseImpls(list string) ([]impl, error) {
 		name = strings.TrimSpace(name)
 		i := slices.IndexFunc(impls, func(im impl) bool { return im.name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("-impl: unknown implementation %q (want ironlb, metallb)", name)
+			return nil, fmt.Errorf("-impl: unknown implementation %q (want ironlb, ironlb-pods, metallb)", name)
 		}
 		if slices.ContainsFunc(out, func(im impl) bool { return im.name == name }) {
 			return nil, fmt.Errorf("-impl: %s named twice", name)
@@ -160,7 +171,11 @@ func run(ctx context.Context, selected []impl, trials, services int, out string)
 	var results []result
 	var runErr error
 	for _, im := range selected {
-		r, err := measure(ctx, im, trials, services)
+		measureIt := func() (result, error) { return measure(ctx, im, trials, services) }
+		if im.pods {
+			measureIt = func() (result, error) { return measurePods(ctx, im, trials) }
+		}
+		r, err := measureIt()
 		if err != nil {
 			runErr = fmt.Errorf("%s: %w", im.title, err)
 			break
