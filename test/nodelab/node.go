@@ -229,6 +229,16 @@ func (n *Node) Kill(ctx context.Context) {
 	})
 }
 
+// SetLink brings the node's LAN interface down or up (netlab.Host.SetLink):
+// the node drops off the network, its processes keep running. Coming up,
+// it gets back the cluster routes the kernel removed with the link.
+func (n *Node) SetLink(ctx context.Context, up bool) error {
+	if err := n.Host.SetLink(ctx, up); err != nil || !up {
+		return err
+	}
+	return n.c.routesFrom(ctx, n.Host)
+}
+
 // LogTails returns the last lines of the node's component logs.
 func (n *Node) LogTails(lines int) string {
 	var b strings.Builder

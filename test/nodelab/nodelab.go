@@ -217,38 +217,48 @@ func checkTools(b Binaries) error {
 	return nil
 }
 
-// routeClusterNetworks routes every node's pod subnet from the other nodes
-// and from the control plane host (which the kubernetes Service's endpoint
-// is), and gives the nodes a route to the Service CIDR: the lab's hosts
-// have no default route, and without any route a host-network client of a
-// ClusterIP (a speaker reaching the apiserver) fails before kube-proxy's
-// rules see its packet.
+// routeClusterNetworks gives every node and the control plane host its
+// routes to the cluster's networks (routesFrom).
 func (c *Cluster) routeClusterNetworks(ctx context.Context) error {
+	for _, h := range append(c.Lab.Nodes(), c.Lab.ControlPlane()) {
+		if err := c.routesFrom(ctx, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routesFrom routes every other node's pod subnets from h, a node or the
+// control plane host (which the kubernetes Service's endpoint is), and
+// gives a node a route to the Service CIDR: the lab's hosts have no default
+// route, and without any route a host-network client of a ClusterIP (a
+// speaker reaching the apiserver) fails before kube-proxy's rules see its
+// packet. A link that goes down loses its routes; Node.SetLink puts them
+// back when it comes up, as a node's network configuration would.
+func (c *Cluster) routesFrom(ctx context.Context, h *netlab.Host) error {
 	nodes := c.Lab.Nodes()
-	for _, n := range nodes {
+	if h.Role == netlab.RoleNode {
 		for _, cidr := range strings.Split(c.ControlPlane.ServiceCIDR, ",") {
-			if _, err := n.Exec(ctx, "ip", "route", "replace", strings.TrimSpace(cidr), "dev", n.Iface); err != nil {
-				return fmt.Errorf("nodelab: route services from %s: %w", n.Name, err)
+			if _, err := h.Exec(ctx, "ip", "route", "replace", strings.TrimSpace(cidr), "dev", h.Iface); err != nil {
+				return fmt.Errorf("nodelab: route services from %s: %w", h.Name, err)
 			}
 		}
 	}
 	for i, n := range nodes {
+		if n == h {
+			continue
+		}
 		subnets, err := c.podSubnets(i + 1)
 		if err != nil {
 			return err
 		}
-		for _, h := range append(nodes, c.Lab.ControlPlane()) {
-			if h == n {
-				continue
+		for _, s := range subnets {
+			via := n.IPv4
+			if s.Addr().Is6() {
+				via = n.IPv6
 			}
-			for _, s := range subnets {
-				via := n.IPv4
-				if s.Addr().Is6() {
-					via = n.IPv6
-				}
-				if _, err := h.Exec(ctx, "ip", "route", "replace", s.String(), "via", via.String()); err != nil {
-					return fmt.Errorf("nodelab: route pods of %s: %w", n.Name, err)
-				}
+			if _, err := h.Exec(ctx, "ip", "route", "replace", s.String(), "via", via.String()); err != nil {
+				return fmt.Errorf("nodelab: route pods of %s from %s: %w", n.Name, h.Name, err)
 			}
 		}
 	}

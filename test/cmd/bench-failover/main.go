@@ -271,7 +271,7 @@ func (f faultResult) row() string {
 func markdown(results []result, trials int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Layer2 failover (`make bench-failover`, %s)\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Fault on the announcing node → first successful HTTP request from the client answered by another node; %d trials each, 3 nodes, requests started every 10 ms.", trials)
+	fmt.Fprintf(&b, "Fault on the announcing node → first successful HTTP request from the client answered by another node (as pods on real nodes: the longest time the client went without an answer, since a restarted speaker may keep the address); %d trials each, 3 nodes, requests started every 10 ms.", trials)
 	if len(results) > 1 {
 		fmt.Fprint(&b, " Each implementation ran alone on a fresh lab of the same network, under the same faults.")
 	}
