@@ -275,8 +275,9 @@ func testLocal(t *testing.T, c *cluster) {
 	c.checkStatus(t, "demo", "local", vip, moved.node)
 }
 
-// testNodeDeath: the node announcing vip loses power (kubelet, containerd,
-// kube-proxy, its speaker pod and every other pod of it killed at once);
+// testNodeDeath: the node announcing vip loses power (its link down;
+// kubelet, containerd, kube-proxy, its speaker pod and every other pod of
+// it killed at once);
 // another node answers ARP for vip within the failover bound, the client is
 // served again, the Service keeps its address, the Node goes NotReady and
 // kubectl ironlb status names the new announcer.
@@ -287,7 +288,9 @@ func testNodeDeath(t *testing.T, c *cluster, vip netip.Addr) {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	c.Node(owner).Kill(ctx)
+	if err := c.Node(owner).PowerCut(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var taker string
 	err = framework.WaitFor(ctx, failoverTimeout, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
 		taker, _ = c.arpAnswer(ctx, vip)

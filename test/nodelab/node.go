@@ -203,9 +203,31 @@ func (n *Node) importImages(ctx context.Context) error {
 	return nil
 }
 
-// Kill stops the node as a power cut would, pods included: everything in
-// its network namespace and its cgroups is SIGKILLed, with no chance to
-// deregister or withdraw anything. Start boots it again.
+// PowerCut stops the node as a power cut would: its link goes down, and
+// every process of it dies (Kill) with no chance to deregister or withdraw
+// anything. PowerOn boots it again.
+func (n *Node) PowerCut(ctx context.Context) error {
+	if err := n.SetLink(ctx, false); err != nil {
+		return err
+	}
+	n.Kill(ctx)
+	return nil
+}
+
+// PowerOn brings a node back after PowerCut: its link up (with its routes),
+// then containerd, kubelet and kube-proxy, which restart its pods.
+func (n *Node) PowerOn(ctx context.Context) error {
+	if err := n.SetLink(ctx, true); err != nil {
+		return err
+	}
+	return n.Start(ctx)
+}
+
+// Kill stops every process of the node, pods included: everything in its
+// network namespace and its cgroups is SIGKILLed. Its kernel state stays
+// (the namespace, its link, kube-proxy's rules), so the node still
+// forwards what reaches it; PowerCut takes the link down too. Start boots
+// it again.
 func (n *Node) Kill(ctx context.Context) {
 	n.mu.Lock()
 	procs := []*framework.Process{n.kubelet, n.kubeProxy, n.containerd, n.holder}
@@ -290,6 +312,20 @@ func netnsPids(netns string) []int {
 }
 
 func lookPath(tool string) (string, error) { return exec.LookPath(tool) }
+
+// ComponentPids are the process ids of the node's containerd, kubelet and
+// kube-proxy, by name (those running).
+func (n *Node) ComponentPids() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for name, p := range map[string]*framework.Process{"containerd": n.containerd, "kubelet": n.kubelet, "kube-proxy": n.kubeProxy} {
+		if p != nil && !p.Exited() {
+			out[name] = p.Pid()
+		}
+	}
+	return out
+}
 
 // Pids lists the node's processes named comm (as /proc/<pid>/comm shows
 // it, e.g. kubelet or ironlb-speaker) that run in its network namespace:

@@ -64,13 +64,12 @@ var podFaults = []podFault{
 			}
 			return waitSpeakersConverged(ctx, c, node)
 		}},
-	{"power cut (kubelet, containerd, kube-proxy, every pod)",
+	{"power cut (link down, every process and pod killed)",
 		func(ctx context.Context, c *nodelab.Cluster, node string) error {
-			c.Node(node).Kill(ctx)
-			return nil
+			return c.Node(node).PowerCut(ctx)
 		},
 		func(ctx context.Context, c *nodelab.Cluster, node string) error {
-			if err := c.Node(node).Start(ctx); err != nil {
+			if err := c.Node(node).PowerOn(ctx); err != nil {
 				return err
 			}
 			if err := c.WaitNodesReady(ctx, node); err != nil {
@@ -320,14 +319,18 @@ func waitSpeakersConverged(ctx context.Context, c *nodelab.Cluster, _ string) er
 // processes.
 func nodeMemory(c *nodelab.Cluster) string {
 	var parts []string
-	for _, comm := range []string{"kubelet", "containerd", "kube-proxy", "ironlb-speaker"} {
+	for _, name := range []string{"kubelet", "containerd", "kube-proxy", "ironlb-speaker"} {
 		var per []string
 		for _, n := range c.Nodes() {
-			for _, pid := range n.Pids(comm) {
+			pids := n.Pids(name)
+			if pid, ok := n.ComponentPids()[name]; ok {
+				pids = []int{pid}
+			}
+			for _, pid := range pids {
 				per = append(per, rss(pid))
 			}
 		}
-		parts = append(parts, comm+" "+strings.Join(per, "/"))
+		parts = append(parts, name+" "+strings.Join(per, "/"))
 	}
 	return strings.Join(parts, "; ")
 }
