@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type simSpeaker struct {
 // probes into false failures that feed on themselves.
 func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, dyn dynamic.Interface, meta metadata.Interface, w *world) (*simulation, error) {
 	sim := &simulation{tracker: newTracker(), running: map[string]*simSpeaker{}}
+	sim.tracker.explain = sim.views
 	shared := announcer.NewInformers(client, config.DefaultNamespace, config.DefaultConfigMapName)
 	key := []byte("ironlb-simulation-key-32-bytes!!")
 	meta0 := membership.Meta{Interfaces: map[string][]string{"eth0": {netip.PrefixFrom(servicePrefix.Addr(), 64).String()}}}
@@ -151,6 +153,39 @@ func (sim *simulation) alive() map[string]bool {
 	return m
 }
 
+// views says, for two owners of one address, how each sees the members:
+// how many alive, and whom the one sees that the other does not. Two owners
+// with the same view would be a bug of the election; different views point
+// at membership (a member falsely declared dead by some).
+func (sim *simulation) views(nodes []string) string {
+	sim.mu.Lock()
+	seen := map[string]map[string]bool{}
+	for _, n := range nodes {
+		if s := sim.running[n]; s != nil {
+			seen[n] = map[string]bool{}
+			for _, m := range s.members.Alive() {
+				seen[n][m.Name] = true
+			}
+		}
+	}
+	sim.mu.Unlock()
+	var parts []string
+	for _, n := range nodes {
+		var only []string
+		for m := range seen[n] {
+			for _, o := range nodes {
+				if o != n && seen[o] != nil && !seen[o][m] {
+					only = append(only, m)
+					break
+				}
+			}
+		}
+		slices.Sort(only)
+		parts = append(parts, fmt.Sprintf("%s sees %d members (others do not see %v)", n, len(seen[n]), only))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // memberCounts tells how many speakers saw how many members, for a report
 // when the elections do not settle.
 func (sim *simulation) memberCounts() map[int]int {
@@ -205,6 +240,10 @@ type tracker struct {
 	doubleMax   time.Duration
 	// doubles are the spells of two owners longer than doubleReport.
 	doubles []string
+	// explain, when set, describes the owners' views as a double starts;
+	// the description goes with the spell's report.
+	explain func(nodes []string) string
+	why     map[netip.Addr]string
 }
 
 // doubleReport is how long two owners must last to be named.
@@ -212,7 +251,7 @@ const doubleReport = 500 * time.Millisecond
 
 func newTracker() *tracker {
 	return &tracker{announced: map[string]map[netip.Addr]bool{}, owners: map[netip.Addr]map[string]bool{},
-		dead: map[string]bool{}, doubleSince: map[netip.Addr]time.Time{}, doubleWho: map[netip.Addr][]string{}}
+		dead: map[string]bool{}, doubleSince: map[netip.Addr]time.Time{}, doubleWho: map[netip.Addr][]string{}, why: map[netip.Addr]string{}}
 }
 
 func (t *tracker) set(node string, want map[netip.Addr]string) {
@@ -257,6 +296,18 @@ func (t *tracker) add(ip netip.Addr, node string, now time.Time) {
 	if len(t.owners[ip]) == 2 {
 		t.doubleSince[ip] = now
 		t.doubleWho[ip] = nodesOf(t.owners[ip])
+		if t.explain != nil {
+			// Outside the tracker's lock: the views take the simulation's.
+			go func(who []string) {
+				time.Sleep(200 * time.Millisecond) // a spell worth explaining lasts longer
+				why := t.explain(who)
+				t.mu.Lock()
+				defer t.mu.Unlock()
+				if _, still := t.doubleSince[ip]; still {
+					t.why[ip] = why
+				}
+			}(t.doubleWho[ip])
+		}
 	}
 }
 
@@ -265,9 +316,10 @@ func (t *tracker) remove(ip netip.Addr, node string, now time.Time) {
 	if since, ok := t.doubleSince[ip]; ok && len(t.owners[ip]) < 2 {
 		t.doubleMax = max(t.doubleMax, now.Sub(since))
 		if d := now.Sub(since); d > doubleReport {
-			t.doubles = append(t.doubles, fmt.Sprintf("%s owned by %v from %s for %v", ip, t.doubleWho[ip], since.Format("15:04:05.000"), d.Round(time.Millisecond)))
+			t.doubles = append(t.doubles, fmt.Sprintf("%s owned by %v from %s for %v (200 ms in: %s)", ip, t.doubleWho[ip], since.Format("15:04:05.000"), d.Round(time.Millisecond), t.why[ip]))
 		}
 		delete(t.doubleSince, ip)
+		delete(t.why, ip)
 	}
 }
 
