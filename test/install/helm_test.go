@@ -14,6 +14,7 @@ import (
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/netlab"
+	"github.com/ironlb/ironlb/test/nodelab"
 	"github.com/ironlb/ironlb/test/routers"
 )
 
@@ -117,15 +118,15 @@ func TestHelmInstall(t *testing.T) {
 			s.Annotations = map[string]string{config.AnnotationPool: "office"}
 		})
 		e := c.waitServed(t, vip, failoverTimeout, anyAnswer)
-		out, err := c.Node(e.announcer).Host.Exec(ctx, "ip", "-o", "addr", "show", "dev", netlab.Iface)
+		out, err := c.Node(e.Via).Host.Exec(ctx, "ip", "-o", "addr", "show", "dev", netlab.Iface)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(out, " "+vip.String()+"/") {
-			t.Errorf("%s answers for %s but does not hold it on %s:\n%s", e.announcer, vip, netlab.Iface, out)
+			t.Errorf("%s answers for %s but does not hold it on %s:\n%s", e.Via, vip, netlab.Iface, out)
 		}
-		t.Logf("%s: on %s's %s, served by %s", vip, e.announcer, netlab.Iface, e.pod)
-		c.checkStatus(t, "demo", "office", vip, e.announcer)
+		t.Logf("%s: on %s's %s, served by %s", vip, e.Via, netlab.Iface, e.Pod)
+		c.checkStatus(t, "demo", "office", vip, e.Via)
 	})
 }
 
@@ -140,8 +141,9 @@ func (c *cluster) waitServedVia(t *testing.T, vip netip.Addr) string {
 		defer cancel()
 		body, err := c.Lab.Client().HTTPGet(ctx, "http://"+netip.AddrPortFrom(vip, 80).String()+"/")
 		last = err
-		pod = field(body, "pod")
-		return err == nil && pod != "", nil
+		e, ok := nodelab.ParseEcho(body)
+		pod = e.Pod
+		return err == nil && ok, nil
 	})
 	if err != nil {
 		t.Fatalf("%s: %v (last: %v)\n%s", vip, err, last, c.podLogs())

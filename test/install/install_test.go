@@ -144,46 +144,16 @@ func (c *cluster) createEcho(t *testing.T, ns, name string, replicas int32, poli
 }
 
 // echo is one answer of the demo app, as the client saw it.
-type echo struct {
-	pod, node, client string // the pod, its node, the client address the pod saw
-	announcer         string // the node whose MAC the client resolved the VIP to
-}
+type echo = nodelab.Answer
 
 // get asks vip once from the client (a fresh connection) and says who
-// answered ARP and which pod served.
+// answered ARP or NDP and which pod served.
 func (c *cluster) get(ctx context.Context, vip netip.Addr) (echo, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	body, err := c.Lab.Client().HTTPGet(ctx, fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, 80)))
-	if err != nil {
-		return echo{}, err
+	e, err := c.Ask(ctx, c.Lab.Client(), vip, 2*time.Second)
+	if err == nil && e.Via == "" {
+		err = fmt.Errorf("the client reached %s through no node", vip)
 	}
-	e := echo{pod: field(body, "pod"), node: field(body, "node"), client: field(body, "client")}
-	if e.pod == "" {
-		return e, fmt.Errorf("unexpected answer %q", body)
-	}
-	e.announcer, err = c.announcer(ctx, vip)
 	return e, err
-}
-
-// announcer is the node whose MAC the client's kernel holds for vip.
-func (c *cluster) announcer(ctx context.Context, vip netip.Addr) (string, error) {
-	out, err := c.Lab.Client().Exec(ctx, "ip", "neigh", "show", vip.String(), "dev", netlab.Iface)
-	if err != nil {
-		return "", err
-	}
-	fields := strings.Fields(out)
-	for i, f := range fields {
-		if f == "lladdr" && i+1 < len(fields) {
-			for _, n := range c.Lab.Nodes() {
-				if strings.EqualFold(n.MAC.String(), fields[i+1]) {
-					return n.Name, nil
-				}
-			}
-			return "", fmt.Errorf("%s resolves to %s, no node's MAC", vip, fields[i+1])
-		}
-	}
-	return "", fmt.Errorf("the client has no neighbour entry for %s: %q", vip, out)
 }
 
 // waitServed waits until the client is served through vip with an answer
@@ -204,16 +174,6 @@ func (c *cluster) waitServed(t *testing.T, vip netip.Addr, timeout time.Duration
 
 func anyAnswer(echo) bool { return true }
 
-// field returns key's value in an echo answer ("pod=… node=… client=…").
-func field(body, key string) string {
-	for _, f := range strings.Fields(body) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // TestKubeadmInstall: `kubectl apply -k manifests/kubeadm`, unchanged, onto
 // three real nodes; ironlb initializes them and a client on the LAN reaches
 // a real Deployment through a layer2 address and kube-proxy.
@@ -232,11 +192,11 @@ func TestKubeadmInstall(t *testing.T) {
 	vip := c.createEcho(t, "demo", "echo", 2, v1.ServiceExternalTrafficPolicyCluster)
 	seen := map[string]bool{}
 	first := c.waitServed(t, vip, failoverTimeout, func(e echo) bool {
-		seen[e.node] = true
+		seen[e.Node] = true
 		return len(seen) == 2
 	})
-	t.Logf("%s: announced by %s, served by pods on %v", vip, first.announcer, slices.Sorted(maps.Keys(seen)))
-	c.checkStatus(t, "demo", "echo", vip, first.announcer)
+	t.Logf("%s: announced by %s, served by pods on %v", vip, first.Via, slices.Sorted(maps.Keys(seen)))
+	c.checkStatus(t, "demo", "echo", vip, first.Via)
 
 	t.Run("IPv6", func(t *testing.T) {
 		vip6 := c.createEcho(t, "demo", "echo-v6", 2, v1.ServiceExternalTrafficPolicyCluster, func(s *v1.Service) {
@@ -246,8 +206,8 @@ func TestKubeadmInstall(t *testing.T) {
 			t.Fatalf("an IPv6 Service got %s", vip6)
 		}
 		e := c.waitServed(t, vip6, failoverTimeout, anyAnswer)
-		t.Logf("%s: answered NDP from %s, served by %s", vip6, e.announcer, e.pod)
-		c.checkStatus(t, "demo", "echo-v6", vip6, e.announcer)
+		t.Logf("%s: answered NDP from %s, served by %s", vip6, e.Via, e.Pod)
+		c.checkStatus(t, "demo", "echo-v6", vip6, e.Via)
 	})
 	t.Run("externalTrafficPolicy Local", func(t *testing.T) { testLocal(t, c) })
 	// Last: it takes a node away.
@@ -259,20 +219,20 @@ func TestKubeadmInstall(t *testing.T) {
 func testLocal(t *testing.T, c *cluster) {
 	vip := c.createEcho(t, "demo", "local", 1, v1.ServiceExternalTrafficPolicyLocal)
 	client := c.Lab.Client().IPv4.String()
-	first := c.waitServed(t, vip, failoverTimeout, func(e echo) bool { return e.announcer == e.node })
-	if host, _, _ := strings.Cut(first.client, ":"); host != client {
-		t.Errorf("the pod saw the client as %s, want %s (externalTrafficPolicy Local keeps the source address)", first.client, client)
+	first := c.waitServed(t, vip, failoverTimeout, func(e echo) bool { return e.Via == e.Node })
+	if host, _, _ := strings.Cut(first.Client, ":"); host != client {
+		t.Errorf("the pod saw the client as %s, want %s (externalTrafficPolicy Local keeps the source address)", first.Client, client)
 	}
-	c.checkStatus(t, "demo", "local", vip, first.node)
+	c.checkStatus(t, "demo", "local", vip, first.Node)
 
 	// Move the pod: cordon its node and delete it.
-	c.kubectl(t, "", "cordon", first.node)
-	defer c.kubectl(t, "", "uncordon", first.node)
-	c.kubectl(t, "", "-n", "demo", "delete", "pod", first.pod, "--wait=false")
+	c.kubectl(t, "", "cordon", first.Node)
+	defer c.kubectl(t, "", "uncordon", first.Node)
+	c.kubectl(t, "", "-n", "demo", "delete", "pod", first.Pod, "--wait=false")
 	begin := time.Now()
-	moved := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.node != first.node && e.announcer == e.node })
-	t.Logf("pod moved from %s to %s; %s announced from its new node %s after the delete", first.node, moved.node, vip, time.Since(begin).Round(time.Millisecond))
-	c.checkStatus(t, "demo", "local", vip, moved.node)
+	moved := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.Node != first.Node && e.Via == e.Node })
+	t.Logf("pod moved from %s to %s; %s announced from its new node %s after the delete", first.Node, moved.Node, vip, time.Since(begin).Round(time.Millisecond))
+	c.checkStatus(t, "demo", "local", vip, moved.Node)
 }
 
 // testNodeDeath: the node announcing vip loses power (its link down;
@@ -301,8 +261,8 @@ func testNodeDeath(t *testing.T, c *cluster, vip netip.Addr) {
 		t.Fatalf("no other node answered ARP for %s after %s died: %v", vip, owner, err)
 	}
 	t.Logf("%s died: %s answered ARP for %s after %s", owner, taker, vip, took.Round(time.Millisecond))
-	served := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.announcer == taker && e.node != owner })
-	t.Logf("client served by %s through %s %s after the power cut", served.pod, taker, time.Since(begin).Round(time.Millisecond))
+	served := c.waitServed(t, vip, installTimeout, func(e echo) bool { return e.Via == taker && e.Node != owner })
+	t.Logf("client served by %s through %s %s after the power cut", served.Pod, taker, time.Since(begin).Round(time.Millisecond))
 
 	svc, err := c.ControlPlane.Client.CoreV1().Services("demo").Get(ctx, "echo", metav1.GetOptions{})
 	if err != nil || len(svc.Status.LoadBalancer.Ingress) != 1 || svc.Status.LoadBalancer.Ingress[0].IP != vip.String() {

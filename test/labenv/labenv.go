@@ -297,10 +297,8 @@ func (e *Env) node(name string) *netlab.Host {
 
 // NodeByMAC names the node owning a MAC address, or "".
 func (e *Env) NodeByMAC(mac string) string {
-	for _, n := range e.Lab.Nodes() {
-		if strings.EqualFold(n.MAC.String(), mac) {
-			return n.Name
-		}
+	if n := e.Lab.NodeByMAC(mac); n != nil {
+		return n.Name
 	}
 	return ""
 }
@@ -340,17 +338,7 @@ func AnsweringFrom(ctx context.Context, host *netlab.Host, vip netip.Addr, timeo
 // ClientNeighbor returns the MAC the client's kernel has for vip ("" if none
 // or not resolved).
 func (e *Env) ClientNeighbor(ctx context.Context, vip netip.Addr) (string, error) {
-	out, err := e.Lab.Client().Exec(ctx, "ip", "neigh", "show", vip.String(), "dev", netlab.Iface)
-	if err != nil {
-		return "", err
-	}
-	fields := strings.Fields(out)
-	for i, f := range fields {
-		if f == "lladdr" && i+1 < len(fields) {
-			return fields[i+1], nil
-		}
-	}
-	return "", nil
+	return e.Lab.Client().Neighbor(ctx, vip)
 }
 
 // Close stops everything (speakers, CCM, control plane) and removes the lab.

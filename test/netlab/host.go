@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ironlb/ironlb/test/framework"
@@ -87,6 +88,22 @@ func (h *Host) Exec(ctx context.Context, cmd string, args ...string) (string, er
 		return "", err
 	}
 	return run(ctx, "", "ip", append([]string{"netns", "exec", h.Netns, cmd}, args...)...)
+}
+
+// Neighbor returns the MAC address h's kernel holds for ip on its LAN
+// interface ("" when it holds none): whom h sends ip's packets to.
+func (h *Host) Neighbor(ctx context.Context, ip netip.Addr) (string, error) {
+	out, err := h.Exec(ctx, "ip", "neigh", "show", ip.String(), "dev", h.Iface)
+	if err != nil {
+		return "", err
+	}
+	fields := strings.Fields(out)
+	for i, f := range fields {
+		if f == "lladdr" && i+1 < len(fields) {
+			return fields[i+1], nil
+		}
+	}
+	return "", nil
 }
 
 // ExecStdin is Exec with stdin fed to the command (e.g. `kubectl apply -f -`).

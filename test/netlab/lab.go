@@ -440,6 +440,16 @@ func (l *Lab) Node(i int) *Host {
 	return l.nodes[i-1]
 }
 
+// NodeByMAC returns the node whose LAN interface has mac, or nil.
+func (l *Lab) NodeByMAC(mac string) *Host {
+	for _, n := range l.nodes {
+		if strings.EqualFold(n.MAC.String(), mac) {
+			return n
+		}
+	}
+	return nil
+}
+
 // Nodes returns the nodes, n1 first.
 func (l *Lab) Nodes() []*Host { return slices.Clone(l.nodes) }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -90,10 +89,8 @@ func TestClusterRunsPods(t *testing.T) {
 		defer cancel()
 		body, err := c.Nodes()[0].Host.HTTPGet(reqCtx, url)
 		last = err
-		if err == nil {
-			if node := field(body, "node"); node != "" {
-				seen[node] = true
-			}
+		if e, ok := ParseEcho(body); err == nil && ok {
+			seen[e.Node] = true
 		}
 		return len(seen) == 2, nil
 	})
@@ -109,14 +106,4 @@ func hasTaint(node *v1.Node, key string) bool {
 		}
 	}
 	return false
-}
-
-// field returns key's value in an echo answer ("pod=… node=… client=…").
-func field(body, key string) string {
-	for _, f := range strings.Fields(body) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			return v
-		}
-	}
-	return ""
 }

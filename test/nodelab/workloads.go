@@ -3,6 +3,8 @@ package nodelab
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ironlb/ironlb/test/framework"
+	"github.com/ironlb/ironlb/test/netlab"
 )
 
 // EchoDeployment is a Deployment of the demo app (EchoImage) labelled
@@ -45,6 +48,63 @@ func EchoDeployment(namespace, name string, replicas int32) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+// Echo is one answer of the demo app.
+type Echo struct {
+	// Pod and Node are the pod that answered and its node; Client is the
+	// client address it saw (host:port).
+	Pod, Node, Client string
+}
+
+// ParseEcho reads the demo app's answer ("pod=… node=… client=…"); ok is
+// false for anything else.
+func ParseEcho(body string) (e Echo, ok bool) {
+	for _, f := range strings.Fields(body) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "pod":
+			e.Pod = v
+		case "node":
+			e.Node = v
+		case "client":
+			e.Client = v
+		}
+	}
+	return e, e.Pod != ""
+}
+
+// Answer is what a client got asking a LoadBalancer address once.
+type Answer struct {
+	Echo
+	// Via is the node whose MAC the client's kernel holds for the address,
+	// the node the request went through ("" when the MAC is no node's: a
+	// router's, for an address the client reaches through one).
+	Via string
+}
+
+// Ask requests http://<vip>:80/ once from host over a fresh connection,
+// bounded by timeout, and says which pod answered and through which node.
+func (c *Cluster) Ask(ctx context.Context, from *netlab.Host, vip netip.Addr, timeout time.Duration) (Answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	body, err := from.HTTPGet(ctx, "http://"+netip.AddrPortFrom(vip, 80).String()+"/")
+	if err != nil {
+		return Answer{}, err
+	}
+	e, ok := ParseEcho(body)
+	if !ok {
+		return Answer{}, fmt.Errorf("unexpected answer %q", body)
+	}
+	a := Answer{Echo: e}
+	mac, err := from.Neighbor(ctx, vip)
+	if err != nil {
+		return a, err
+	}
+	if n := c.Lab.NodeByMAC(mac); n != nil {
+		a.Via = n.Name
+	}
+	return a, nil
 }
 
 // WaitDeploymentReady waits until every replica of the Deployment is

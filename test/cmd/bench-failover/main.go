@@ -220,24 +220,12 @@ func measure(ctx context.Context, im impl, trials, services int) (result, error)
 	}
 
 	for fi, f := range faults {
-		var samples []time.Duration
-		failed := 0
-		for i := range trials {
-			d, err := trial(ctx, env, fmt.Sprintf("bench-%d-%d", fi, i), f)
-			if err != nil {
-				failed++
-				fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, err)
-				if ctx.Err() != nil {
-					return r, ctx.Err()
-				}
-				continue
-			}
-			samples = append(samples, d)
-			fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, d.Round(time.Millisecond))
+		fr, err := runFault(ctx, im, f.name, trials, func(i int) (time.Duration, error) {
+			return trial(ctx, env, fmt.Sprintf("bench-%d-%d", fi, i), f)
+		})
+		if err != nil {
+			return r, err
 		}
-		p50, p99, max := percentiles(samples)
-		fr := faultResult{name: f.name, p50: p50, p99: p99, max: max, n: len(samples), failed: failed}
-		fmt.Println(im.name, fr.row())
 		r.faults = append(r.faults, fr)
 	}
 
@@ -260,6 +248,30 @@ func measure(ctx context.Context, im impl, trials, services int) (result, error)
 	}
 	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %d more services (IPv6, one EndpointSlice each) %s.", idle, services, loaded)
 	return r, nil
+}
+
+// runFault runs a fault's trials one after another and sums them up. A
+// failed trial is counted and reported; only an interrupt ends the run.
+func runFault(ctx context.Context, im impl, fault string, trials int, trial func(i int) (time.Duration, error)) (faultResult, error) {
+	var samples []time.Duration
+	failed := 0
+	for i := range trials {
+		d, err := trial(i)
+		if err != nil {
+			failed++
+			fmt.Printf("  %s %s trial %d: %v\n", im.name, fault, i, err)
+			if ctx.Err() != nil {
+				return faultResult{}, ctx.Err()
+			}
+			continue
+		}
+		samples = append(samples, d)
+		fmt.Printf("  %s %s trial %d: %v\n", im.name, fault, i, d.Round(time.Millisecond))
+	}
+	p50, p99, max := percentiles(samples)
+	fr := faultResult{name: fault, p50: p50, p99: p99, max: max, n: len(samples), failed: failed}
+	fmt.Println(im.name, fr.row())
+	return fr, nil
 }
 
 func (f faultResult) row() string {

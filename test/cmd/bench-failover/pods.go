@@ -141,24 +141,12 @@ func measurePods(ctx context.Context, im impl, trials int) (result, error) {
 	memory := nodeMemory(c)
 
 	for fi, f := range podFaults {
-		var samples []time.Duration
-		failed := 0
-		for i := range trials {
-			d, err := podTrial(ctx, c, fmt.Sprintf("bench-%d-%d", fi, i), f)
-			if err != nil {
-				failed++
-				fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, err)
-				if ctx.Err() != nil {
-					return r, ctx.Err()
-				}
-				continue
-			}
-			samples = append(samples, d)
-			fmt.Printf("  %s %s trial %d: %v\n", im.name, f.name, i, d.Round(time.Millisecond))
+		fr, err := runFault(ctx, im, f.name, trials, func(i int) (time.Duration, error) {
+			return podTrial(ctx, c, fmt.Sprintf("bench-%d-%d", fi, i), f)
+		})
+		if err != nil {
+			return r, err
 		}
-		p50, p99, max := percentiles(samples)
-		fr := faultResult{name: f.name, p50: p50, p99: p99, max: max, n: len(samples), failed: failed}
-		fmt.Println(im.name, fr.row())
 		r.faults = append(r.faults, fr)
 	}
 	r.memory = fmt.Sprintf("Three real nodes Ready %s after the lab's control plane, ironlb installed and Ready %s after that (kubectl apply -k manifests/kubeadm). Memory (VmRSS) with ironlb idle: %s.",
@@ -216,30 +204,11 @@ func podTrial(ctx context.Context, c *nodelab.Cluster, name string, f podFault) 
 // whose MAC the client's neighbour cache holds for it: the node the request
 // went through (a pod on any node may have answered it).
 func podAnnouncer(ctx context.Context, c *nodelab.Cluster, vip netip.Addr) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	body, err := c.Lab.Client().HTTPGet(ctx, "http://"+netip.AddrPortFrom(vip, 80).String()+"/")
-	if err != nil {
-		return "", err
+	a, err := c.Ask(ctx, c.Lab.Client(), vip, 500*time.Millisecond)
+	if err == nil && a.Via == "" {
+		err = fmt.Errorf("the client reached %s through no node", vip)
 	}
-	if !strings.HasPrefix(body, "pod=") {
-		return "", fmt.Errorf("unexpected answer %q", body)
-	}
-	out, err := c.Lab.Client().Exec(ctx, "ip", "neigh", "show", vip.String(), "dev", netlab.Iface)
-	if err != nil {
-		return "", err
-	}
-	fields := strings.Fields(out)
-	for i, f := range fields {
-		if f == "lladdr" && i+1 < len(fields) {
-			for _, n := range c.Lab.Nodes() {
-				if strings.EqualFold(n.MAC.String(), fields[i+1]) {
-					return n.Name, nil
-				}
-			}
-		}
-	}
-	return "", fmt.Errorf("no node's MAC for %s in the client's neighbour cache: %q", vip, out)
+	return a.Via, err
 }
 
 // gapWindow is how long after a fault the client's service is watched when

@@ -354,17 +354,11 @@ func httpFrom(ctx context.Context, netns, ip string) string {
 	if err != nil {
 		return "no answer"
 	}
-	// The echo app answers "pod=<name> node=<node> client=<address>".
-	fields := map[string]string{}
-	for _, f := range strings.Fields(body) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			fields[k] = v
-		}
-	}
-	if fields["pod"] == "" {
+	e, ok := nodelab.ParseEcho(body)
+	if !ok {
 		return strings.TrimSpace(body)
 	}
-	return fmt.Sprintf("pod %s on %s", fields["pod"], fields["node"])
+	return fmt.Sprintf("pod %s on %s", e.Pod, e.Node)
 }
 
 // printDemoFromState prints the demo table of a running lab, and how to ask
