@@ -311,7 +311,6 @@ func netnsPids(netns string) []int {
 	return pids
 }
 
-func lookPath(tool string) (string, error) { return exec.LookPath(tool) }
 
 // ComponentPids are the process ids of the node's containerd, kubelet and
 // kube-proxy, by name (those running).

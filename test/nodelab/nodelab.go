@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -202,7 +203,7 @@ func checkTools(b Binaries) error {
 		}
 	}
 	for _, tool := range []string{"containerd", "ctr", "runc", "nsenter", "unshare", "iptables-restore"} {
-		if _, err := lookPath(tool); err != nil {
+		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool+" (hack/ensure-deps.sh installs it)")
 		}
 	}
