@@ -311,7 +311,6 @@ func netnsPids(netns string) []int {
 	return pids
 }
 
-
 // ComponentPids are the process ids of the node's containerd, kubelet and
 // kube-proxy, by name (those running).
 func (n *Node) ComponentPids() map[string]int {
