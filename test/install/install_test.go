@@ -288,10 +288,8 @@ func (c *cluster) arpAnswer(ctx context.Context, vip netip.Addr) (string, error)
 	fields := strings.Fields(out)
 	for i, f := range fields {
 		if f == "from" && i+1 < len(fields) {
-			for _, n := range c.Lab.Nodes() {
-				if strings.EqualFold(n.MAC.String(), fields[i+1]) {
-					return n.Name, nil
-				}
+			if n := c.Lab.NodeByMAC(fields[i+1]); n != nil {
+				return n.Name, nil
 			}
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strings"
+	"path/filepath"
 
 	"sigs.k8s.io/yaml"
 )
@@ -40,7 +40,7 @@ type nodePaths struct {
 }
 
 func (p nodePaths) file(elem ...string) string {
-	return strings.Join(append([]string{p.dir}, elem...), "/")
+	return filepath.Join(append([]string{p.dir}, elem...)...)
 }
 
 func (p nodePaths) containerdConfig() string { return p.file("containerd.toml") }

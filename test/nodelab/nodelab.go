@@ -90,9 +90,9 @@ type Cluster struct {
 	network  string // the CNI network's name, unique per cluster
 	archives []string
 	nodes    []*Node
-	began    time.Time
-	hostPaths
-	logf func(format string, args ...any)
+	// hostPaths is what existed outside Dir before the start, for Close.
+	hostPaths hostPaths
+	logf      func(format string, args ...any)
 
 	procCtx   context.Context // lives until Close
 	cancel    context.CancelFunc
@@ -140,7 +140,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c := &Cluster{
 		Lab: opts.Lab, ControlPlane: opts.ControlPlane,
 		opts: opts, dir: filepath.Join(opts.Dir, "nodelab"), network: "ironlb-" + opts.Lab.ID,
-		began: begin, logf: opts.Logf,
+		logf: opts.Logf,
 	}
 	c.procCtx, c.cancel = context.WithCancel(context.Background())
 	c.hostPaths = snapshotHostPaths()
