@@ -31,6 +31,10 @@ var (
 		Namespace: "ironlb", Subsystem: "speaker", Name: "kept_addresses",
 		Help: "Addresses this node announces from a kept config (ironlb-config missing or invalid, or no longer covering them).", StabilityLevel: metrics.ALPHA,
 	})
+	kubeProxyAnswersARPGauge = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "kube_proxy_answers_arp",
+		Help: "1 while kube-system/kube-proxy says IPVS mode without strictARP, where every node answers ARP for every LoadBalancer IP.", StabilityLevel: metrics.ALPHA,
+	})
 	syncDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace: "ironlb", Subsystem: "speaker", Name: "sync_duration_seconds",
 		Help:    "Time a sync took, by kind: all (a Node, config or partition change gathers everything), members (a membership change) or service (one Service's or its EndpointSlices' change).",
@@ -49,5 +53,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, syncDuration, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, syncDuration, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp, kubeProxyAnswersARPGauge)
 }

@@ -468,7 +468,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	}
 	go s.joinLoop(ctx)
 	s.publishMeta()
-	s.warnIfIPVSAnswersARP(ctx)
+	go s.watchKubeProxy(ctx)
 	if s.opts.LocalMeta == nil {
 		go watchAddresses(ctx, func() {
 			s.publishMeta()
