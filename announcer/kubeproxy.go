@@ -68,18 +68,22 @@ const (
 // kubeProxyRecheck until ctx ends, and says on this node when kube-proxy
 // would answer ARP for every VIP, and when it stops (an Event each, a log
 // line, ironlb_speaker_kube_proxy_answers_arp). A ConfigMap that does not
-// exist (K3s, or a kube-proxy configured otherwise) says no; a failed read
-// changes nothing.
+// exist (a kube-proxy configured otherwise) says no; a failed read changes
+// nothing. Without the grant to read it (the K3s install, where kube-proxy
+// runs inside k3s) it stops asking.
 func (s *Speaker) watchKubeProxy(ctx context.Context) {
 	var state kubeProxyAnswersARP
-	check := func() {
+	check := func() (more bool) {
 		cm, err := s.client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, "kube-proxy", metav1.GetOptions{})
 		answers := false
 		switch {
 		case err == nil:
 			answers = ipvsAnswersARP(cm.Data["config.conf"])
+		case apierrors.IsForbidden(err):
+			klog.V(2).InfoS("Not allowed to read kube-system/kube-proxy: not checking kube-proxy's mode", "err", err)
+			return false
 		case !apierrors.IsNotFound(err):
-			return
+			return true
 		}
 		if answers {
 			kubeProxyAnswersARPGauge.Set(1)
@@ -94,8 +98,11 @@ func (s *Speaker) watchKubeProxy(ctx context.Context) {
 			klog.InfoS(strictARPEnabledMessage, "node", s.opts.NodeName)
 			s.nodeEvent(eventType, reason, "%s", strictARPEnabledMessage)
 		}
+		return true
 	}
-	check()
+	if !check() {
+		return
+	}
 	t := time.NewTicker(kubeProxyRecheck)
 	defer t.Stop()
 	for {
@@ -103,7 +110,9 @@ func (s *Speaker) watchKubeProxy(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			check()
+			if !check() {
+				return
+			}
 		}
 	}
 }

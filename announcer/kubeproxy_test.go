@@ -2,13 +2,17 @@ package announcer
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ironlb/ironlb/config"
@@ -94,5 +98,26 @@ func TestKubeProxyWarningComesAndGoes(t *testing.T) {
 	case e := <-rec.Events:
 		t.Errorf("said again: %q", e)
 	case <-time.After(10 * kubeProxyRecheck):
+	}
+}
+
+// TestKubeProxyCheckStopsWithoutTheGrant: the K3s install grants no read
+// of kube-system/kube-proxy; the speaker asks once and stops.
+func TestKubeProxyCheckStopsWithoutTheGrant(t *testing.T) {
+	defer func(d time.Duration) { kubeProxyRecheck = d }(kubeProxyRecheck)
+	kubeProxyRecheck = 10 * time.Millisecond
+	client := fake.NewClientset(node("n1", nil))
+	gets := 0
+	client.PrependReactor("get", "configmaps", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		gets++
+		return true, nil, apierrors.NewForbidden(v1.Resource("configmaps"), "kube-proxy", errors.New("no grant"))
+	})
+	s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{NodeName: "n1",
+		ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.watchKubeProxy(ctx) // returns at once, not when ctx ends
+	if ctx.Err() != nil || gets != 1 {
+		t.Errorf("asked %d times (ctx: %v), want once and then stop", gets, ctx.Err())
 	}
 }
