@@ -399,8 +399,9 @@ func (r *Reporter) writeOwn(ctx context.Context) error {
 	return err
 }
 
-// write creates or updates (with current's resourceVersion) this node's
-// object.
+// write creates this node's object, patches its status when only that
+// changed, or else updates it; patch and update both apply to current's
+// resourceVersion only.
 func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, want v1alpha1.SpeakerStatusStatus) error {
 	next := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: r.opts.NodeName}}
 	if current != nil {
@@ -408,8 +409,18 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 	}
 	setLabels(&next.ObjectMeta, want)
 	r.setOwner(&next.ObjectMeta)
-	if current != nil && sameStatus(current.Status, want) && apiequality.Semantic.DeepEqual(current.ObjectMeta, next.ObjectMeta) {
+	sameMeta := current != nil && apiequality.Semantic.DeepEqual(current.ObjectMeta, next.ObjectMeta)
+	if sameMeta && sameStatus(current.Status, want) {
 		return nil
+	}
+	if sameMeta {
+		err := r.patchStatus(ctx, current, want)
+		if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+			return err
+		}
+		// A patch that does not apply (an object someone else shaped
+		// otherwise) is replaced whole.
+		klog.V(2).InfoS("Patching SpeakerStatus failed; writing it whole", "err", err)
 	}
 	next.Status = want
 	// An update without managed fields keeps the stored ones (the
@@ -425,6 +436,21 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 	} else {
 		_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
 	}
+	if err == nil {
+		statusWrites.WithLabelValues("ok").Inc()
+		statusAnnouncements.Set(float64(len(want.Announcements)))
+	}
+	return err
+}
+
+// patchStatus writes only what differs between current's status and want
+// (statusPatch), on the condition that the stored object is still current.
+func (r *Reporter) patchStatus(ctx context.Context, current *v1alpha1.SpeakerStatus, want v1alpha1.SpeakerStatusStatus) error {
+	patch, err := statusPatch(current.ResourceVersion, current.Status, want)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.Patch(ctx, current.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "ironlb-speaker"})
 	if err == nil {
 		statusWrites.WithLabelValues("ok").Inc()
 		statusAnnouncements.Set(float64(len(want.Announcements)))

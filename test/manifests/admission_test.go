@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -102,7 +103,50 @@ func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
 			t.Errorf("%s: want refused by the policy, got %v", s.what, err)
 		}
 	}
+	if err := write(as("n1"), status("n1", v1alpha1.SpeakerRunning, "", true)); err != nil {
+		t.Fatalf("n1 writes one announcement: %v", err)
+	}
+	checkStatusPatches(t, admin, as, refusedByPolicy)
 	for _, name := range []string{"n1", "n2", "n3"} {
 		_ = admin.Delete(context.Background(), name, metav1.DeleteOptions{})
+	}
+}
+
+// checkStatusPatches: the speaker's JSON patches (announcer/report) pass the
+// same policy as its updates, and one pinned to a resourceVersion that is no
+// longer current is refused with a Conflict, as the reporter relies on.
+func checkStatusPatches(t *testing.T, admin dynamic.ResourceInterface, as func(node string) dynamic.ResourceInterface, refusedByPolicy func(error) bool) {
+	ctx := t.Context()
+	addOne := func(resourceVersion string) []byte {
+		return []byte(`[{"op":"replace","path":"/metadata/resourceVersion","value":"` + resourceVersion + `"},` +
+			`{"op":"add","path":"/status/announcements/0","value":{"ip":"203.0.113.9","mode":"bgp","services":["app/api"],"since":"2026-12-04T00:00:00Z"}}]`)
+	}
+	current := func(name string) string {
+		u, err := admin.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get %s: %v", name, err)
+		}
+		return u.GetResourceVersion()
+	}
+	n1 := current("n1")
+	if _, err := as("n1").Patch(ctx, "n1", types.JSONPatchType, addOne(n1), metav1.PatchOptions{}); err != nil {
+		t.Errorf("n1 patches its own object: refused: %v", err)
+	}
+	if _, err := as("n1").Patch(ctx, "n1", types.JSONPatchType, addOne(n1), metav1.PatchOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("n1 patches its own object at the resourceVersion before its last write: want a Conflict, got %v", err)
+	}
+	if _, err := as("n1").Patch(ctx, "n2", types.JSONPatchType, addOne(current("n2")), metav1.PatchOptions{}); !refusedByPolicy(err) {
+		t.Errorf("n1 patches n2's announcements: want refused by the policy, got %v", err)
+	}
+	u, err := admin.Get(ctx, "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := v1alpha1.FromUnstructured(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Status.Announcements); n != 2 || st.Status.Announcements[0].IP != "203.0.113.9" {
+		t.Errorf("n1's announcements after one patch applied: %+v, want 203.0.113.9 added before the one there", st.Status.Announcements)
 	}
 }

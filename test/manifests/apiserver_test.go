@@ -279,6 +279,7 @@ var speakerMust = []probe{
 	{"create speakerstatuses.ironlb.io", "its node's SpeakerStatus, first write"},
 	{"update speakerstatuses.ironlb.io/n1", "its node's SpeakerStatus; departed nodes' marked Unreachable"},
 	{"watch speakerstatuses.ironlb.io", "informer on its own SpeakerStatus"},
+	{"patch speakerstatuses.ironlb.io/n1", "its node's SpeakerStatus, only what changed"},
 }
 
 // What ironlb-speaker must never be allowed.
@@ -311,7 +312,6 @@ var speakerMustNot = []probe{
 	{"escalate clusterroles", "no RBAC escalation"},
 	{"impersonate users", "no impersonation"},
 	{"delete speakerstatuses.ironlb.io/n1", "the Node's garbage collection removes them"},
-	{"patch speakerstatuses.ironlb.io/n1", "full updates only"},
 }
 
 // checkCanI asks the apiserver, as user, every probe; must ones must be yes,
