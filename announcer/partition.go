@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/announcer/report"
 )
 
 // A memberlist partition (port 7946 blocked between some nodes) makes each
@@ -15,37 +17,43 @@ import (
 // vip address: two nodes answer ARP for one address. The API is the second
 // channel that tells a partition from a death. When speakers lose another,
 // the lowest-named of them marks the lost one's SpeakerStatus Unreachable
-// (announcer/report); each speaker also publishes the members it sees. A
-// speaker that finds itself marked while it runs knows the marker's side is
-// alive. Once the marker is gone from its own view too, and as long as the
-// marker's published view still leaves this speaker out (a marker that died
-// after the blip it marked had met this speaker again), it compares its side
-// with the marker's: the smaller side (on a tie, the side whose lowest name,
-// the marker's on the other side, is higher) stands down. It stops
-// its layer2 and vip announcements until it meets a speaker from outside
-// its side again. bgp addresses are announced by every eligible node anyway
-// and stay. A death leaves no mark on the survivors: it stops no one.
+// (announcer/report). A speaker that finds itself marked while it runs, by
+// a speaker it no longer sees, reads the side Lease (announcer/report/
+// side.go): held and renewed by the sweeper of a larger side (on a tie, the
+// side with the lower lowest name), it means this side is the smaller one.
+// This side then stops its layer2 and vip announcements that the other side
+// can serve. It announces as usual again when it meets a speaker from
+// outside its side, or when the Lease is no longer renewed by a larger side
+// it cannot see (that side died, or shrank): a standing down side is
+// silenced no longer than the Lease's duration after the other side stops
+// renewing. bgp addresses are announced by every eligible node anyway and
+// stay. A death leaves no mark on the survivors: it stops no one.
 
 // markPatience is how long a mark is weighed: this speaker's memberlist may
 // take a few seconds longer than the marker's to give up on the other side
 // (memberlist slows the probes of a node that looks unhealthy to itself),
-// and loses its members one at a time. A marker still alive here after that
-// saw a blip.
+// and loses its members one at a time, and the other side's sweeper takes
+// the Lease on its next round.
 const markPatience = 15 * time.Second
 
-// peerReadTimeout bounds reading the marker's view: it happens on the sync
-// path, and during a partition the API may be slow.
+// peerReadTimeout bounds reading the Lease and the Running speakers: it
+// happens on the sync path, and during a partition the API may be slow.
 const peerReadTimeout = 2 * time.Second
+
+// downRecheck is how often a side that stood down reads the Lease again.
+const downRecheck = 2 * time.Second
 
 type mark struct {
 	by string
 	at time.Time
 }
 
-// standingDown is this speaker's side of a partition it lost, and the
-// marker's side as the marker reported it.
+// standingDown is this speaker's side of a partition it lost, the Lease
+// holder, and the speakers counted on the holder's side.
 type standingDown struct {
 	side, other []string
+	holder      string
+	checked     time.Time
 }
 
 // MarkedUnreachable is told that speaker by marked this one Unreachable.
@@ -66,15 +74,8 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown 
 	pending, down := s.mark, s.down
 	s.mu.Unlock()
 	if down != nil {
-		if !slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(down.side, n) }) {
-			s.clearMark(pending) // the marks of a partition already settled
-			return down
-		}
-		s.clearMark(pending)
-		s.setDown(nil)
-		klog.InfoS("Memberlist partition over: announcing as usual", "members", alive)
-		s.nodeEvent(v1.EventTypeNormal, "MembershipRejoined", "%s meets the other speakers again and announces as usual", s.opts.NodeName)
-		return nil
+		s.clearMark(pending) // the marks of a partition already settled
+		return s.stillDown(ctx, down, alive)
 	}
 	if pending == nil || s.opts.Status == nil {
 		return nil
@@ -90,29 +91,73 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown 
 	}
 	readCtx, cancel := context.WithTimeout(ctx, peerReadTimeout)
 	defer cancel()
-	theirs, err := s.opts.Status.MembersSeenBy(readCtx, pending.by)
+	claim, err := s.opts.Status.SideClaim(readCtx)
 	if err != nil {
-		klog.ErrorS(err, "Cannot read the other side to settle a memberlist partition; announcing as usual", "marker", pending.by)
+		klog.ErrorS(err, "Cannot read the side Lease to settle a memberlist partition; announcing as usual", "marker", pending.by)
 		return nil
 	}
-	if slices.Contains(theirs, s.opts.NodeName) {
-		// The marker has met this speaker since (or died right after): no
-		// partition left to settle.
-		s.clearMark(pending)
+	if claim == nil || slices.Contains(alive, claim.Holder) || claim.Expired(time.Now()) {
+		return nil // the other side has not claimed it (yet)
+	}
+	running, err := s.opts.Status.RunningSpeakers(readCtx)
+	if err != nil {
+		klog.ErrorS(err, "Cannot list the running speakers to settle a memberlist partition; announcing as usual", "marker", pending.by)
 		return nil
 	}
-	if !minority(alive, len(theirs), pending.by) {
-		klog.V(2).InfoS("Memberlist partition: this side keeps announcing", "side", alive, "otherSide", theirs, "marker", pending.by)
+	wins, others := report.OtherSideWins(alive, *claim, running, time.Now())
+	if !wins {
+		klog.V(2).InfoS("Memberlist partition: this side keeps announcing", "side", alive, "holder", claim.Holder, "holderMembers", claim.Members, "otherSide", others)
 		return nil
 	}
 	s.clearMark(pending)
-	down = &standingDown{side: alive, other: theirs}
+	down = &standingDown{side: alive, other: others, holder: claim.Holder, checked: time.Now()}
 	s.setDown(down)
-	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", theirs, "marker", pending.by)
+	s.queue.AddAfter(membersKey, downRecheck)
+	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", others, "holder", claim.Holder)
 	s.nodeEvent(v1.EventTypeWarning, "MembershipPartitioned",
 		"%s reaches the API but not the speakers of %s through memberlist (is port 7946 blocked?); its side has %d of them, so it stops its layer2 and vip announcements until it meets them again",
-		s.opts.NodeName, strings.Join(theirs, ","), len(alive))
+		s.opts.NodeName, strings.Join(others, ","), len(alive))
 	return down
+}
+
+// stillDown keeps a side standing down while it meets no one from outside
+// it and a larger side it cannot see keeps the Lease renewed; it reads the
+// Lease every downRecheck. A Lease it cannot read leaves it as it is: the
+// API being slow is no news about the other side.
+func (s *Speaker) stillDown(ctx context.Context, down *standingDown, alive []string) *standingDown {
+	if slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(down.side, n) }) {
+		s.setDown(nil)
+		klog.InfoS("Memberlist partition over: announcing as usual", "members", alive)
+		s.nodeEvent(v1.EventTypeNormal, "MembershipRejoined", "%s meets the other speakers again and announces as usual", s.opts.NodeName)
+		return nil
+	}
+	s.queue.AddAfter(membersKey, downRecheck)
+	if time.Since(down.checked) < downRecheck {
+		return down
+	}
+	readCtx, cancel := context.WithTimeout(ctx, peerReadTimeout)
+	defer cancel()
+	claim, err := s.opts.Status.SideClaim(readCtx)
+	if err != nil {
+		klog.ErrorS(err, "Cannot read the side Lease while standing down; still standing down")
+		return down
+	}
+	now := time.Now()
+	if claim != nil && !slices.Contains(alive, claim.Holder) && !claim.Expired(now) && minority(alive, claim.Members, claim.Holder) {
+		next := *down
+		next.holder, next.checked = claim.Holder, now
+		s.setDown(&next)
+		return &next
+	}
+	s.setDown(nil)
+	why := "the other side's speakers stopped renewing the side Lease"
+	if claim != nil && !claim.Expired(now) {
+		why = "the other side is no longer the larger"
+	}
+	klog.InfoS("Memberlist partition: announcing as usual again", "reason", why, "members", alive)
+	s.nodeEvent(v1.EventTypeWarning, "PartitionOtherSideGone",
+		"%s still does not meet the speakers of %s, but %s: it announces as usual again", s.opts.NodeName, strings.Join(down.other, ","), why)
+	return nil
 }
 
 // minority: this side (mine, sorted) has fewer speakers than the marker's

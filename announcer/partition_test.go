@@ -5,22 +5,25 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/announcer/report"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
 )
 
-// fakeStatus is a StatusReporter that knows which members each speaker
-// reports seeing.
+// fakeStatus is a StatusReporter whose side Lease and Running speakers are
+// given.
 type fakeStatus struct {
-	seen map[string][]string
-	err  error
+	claim   *report.SideClaim
+	running []string
+	err     error
 }
 
 func (f *fakeStatus) SetAnnouncements([]v1alpha1.Announcement) {}
@@ -28,76 +31,123 @@ func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)        {}
 func (f *fakeStatus) SetBGPPeers(map[string]string)            {}
 func (f *fakeStatus) MembersChanged([]string)                  {}
 func (f *fakeStatus) SetPartitioned(bool)                      {}
-func (f *fakeStatus) MembersSeenBy(_ context.Context, node string) ([]string, error) {
-	return f.seen[node], f.err
+func (f *fakeStatus) SideClaim(context.Context) (*report.SideClaim, error) {
+	if f.claim == nil {
+		return nil, f.err
+	}
+	c := *f.claim
+	return &c, f.err
+}
+func (f *fakeStatus) RunningSpeakers(context.Context) ([]string, error) { return f.running, f.err }
+
+// held is a live claim of the Lease: renewed now.
+func held(holder string, members int) *report.SideClaim {
+	return &report.SideClaim{Holder: holder, Members: members, Renewed: time.Now(), Duration: 15 * time.Second}
 }
 
 func TestStandsDown(t *testing.T) {
 	type step struct {
 		markedBy string // "" for no new mark
 		alive    []string
-		want     bool
+		// claim, when set, is the Lease from this step on; recheck makes a
+		// side that stands down read it now.
+		claim   *report.SideClaim
+		recheck bool
+		want    bool
 	}
+	all := []string{"n1", "n2", "n3", "n4", "n5"}
 	tests := []struct {
-		name  string
-		self  string
-		seen  map[string][]string // the members each marker sees
-		err   error
-		steps []step
+		name    string
+		self    string
+		claim   *report.SideClaim
+		running []string
+		err     error
+		steps   []step
 	}{
-		{"one node cut off: it stands down until it meets the others", "n3", map[string][]string{"n1": {"n1", "n2"}}, nil, []step{
-			{"n1", []string{"n3"}, true},
-			{"", []string{"n3"}, true},
-			{"", []string{"n2", "n3"}, false}, // met n2 again
-			{"", []string{"n2", "n3"}, false},
+		{name: "one node cut off: it stands down until it meets the others", self: "n3", claim: held("n1", 2), running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: true},
+			{alive: []string{"n3"}, recheck: true, want: true},
+			{alive: []string{"n2", "n3"}, want: false}, // met n2 again
+			{alive: []string{"n2", "n3"}, want: false},
 			// A mark that came during the partition is spent: n1 leaving
 			// later is a death, not a partition.
-			{"n1", []string{"n3"}, true},
-			{"", []string{"n1", "n2", "n3"}, false},
-			{"", []string{"n2", "n3"}, false},
+			{markedBy: "n1", alive: []string{"n3"}, want: true},
+			{alive: []string{"n1", "n2", "n3"}, want: false},
+			{alive: []string{"n2", "n3"}, want: false},
 		}},
-		{"the larger side keeps announcing", "n1", map[string][]string{"n3": {"n3"}}, nil, []step{
-			{"n3", []string{"n1", "n2"}, false},
+		{name: "the larger side keeps announcing", self: "n1", claim: held("n3", 1), running: all[:3], steps: []step{
+			{markedBy: "n3", alive: []string{"n1", "n2"}, want: false},
 		}},
-		{"the cut-off side loses its members one at a time", "n4", map[string][]string{"n1": {"n1", "n2", "n3"}}, nil, []step{
-			{"n1", []string{"n1", "n2", "n3", "n4"}, false}, // the marker is still here
-			{"", []string{"n1", "n3", "n4"}, false},         // n2 gone first
-			{"", []string{"n3", "n4"}, true},                // then n1: 2 against 3
+		{name: "this side holds the Lease", self: "n2", claim: held("n1", 2), running: all[:3], steps: []step{
+			{markedBy: "n3", alive: []string{"n1", "n2"}, want: false},
 		}},
-		{"two nodes, a tie: the side without the lowest name stands down", "n2", map[string][]string{"n1": {"n1"}}, nil, []step{
-			{"n1", []string{"n2"}, true},
+		{name: "the cut-off side loses its members one at a time", self: "n4", claim: held("n1", 3), running: all[:4], steps: []step{
+			{markedBy: "n1", alive: []string{"n1", "n2", "n3", "n4"}, want: false}, // the marker is still here
+			{alive: []string{"n1", "n3", "n4"}, want: false},                       // n2 gone first
+			{alive: []string{"n3", "n4"}, want: true},                              // then n1: 2 against 3
 		}},
-		{"two nodes, a tie: the side with the lowest name keeps announcing", "n1", map[string][]string{"n2": {"n2"}}, nil, []step{
-			{"n2", []string{"n1"}, false},
+		{name: "two nodes, a tie: the side without the lowest name stands down", self: "n2", claim: held("n1", 1), running: all[:2], steps: []step{
+			{markedBy: "n1", alive: []string{"n2"}, want: true},
 		}},
-		{"a long-dead node counts on no side", "n1", map[string][]string{"n2": {"n2", "n3"}}, nil, []step{
-			// n1..n4 with n4 dead; split {n1} | {n2, n3}: n2 sees 2.
-			{"n2", []string{"n1"}, true},
+		{name: "two nodes, a tie: the side with the lowest name keeps announcing", self: "n1", claim: held("n2", 1), running: all[:2], steps: []step{
+			{markedBy: "n2", alive: []string{"n1"}, want: false},
 		}},
-		{"no mark, no partition: a node died", "n1", nil, nil, []step{
-			{"", []string{"n1"}, false},
+		{name: "a claim from before the split counts no more than the speakers this side does not see", self: "n3", claim: held("n1", 4), running: all[:4], steps: []step{
+			// {n1} | {n2, n3, n4}: n1 held the Lease for all four.
+			{markedBy: "n1", alive: []string{"n2", "n3", "n4"}, want: false},
 		}},
-		{"marked while the marker is still alive here: wait until it is gone", "n3", map[string][]string{"n1": {"n1", "n2"}}, nil, []step{
-			{"n1", []string{"n1", "n2", "n3"}, false},
-			{"", []string{"n3"}, true},
+		{name: "a forged count (a stolen token, its speaker dead) silences no one", self: "n2", claim: held("n1", 100), running: all, steps: []step{
+			{markedBy: "n1", alive: []string{"n2", "n3", "n4", "n5"}, want: false},
 		}},
-		{"a blip, then the marker dies: its last view has this speaker again", "n3", map[string][]string{"n1": {"n1", "n2", "n3"}}, nil, []step{
-			{"n1", []string{"n1", "n2", "n3"}, false},
-			{"", []string{"n2", "n3"}, false}, // n1 died: n2 and n3 carry on
-			{"", []string{"n2", "n3"}, false},
+		{name: "a long-dead node counts on no side", self: "n1", claim: held("n2", 2), running: all[:3], steps: []step{
+			// n1..n4 with n4 dead (not Running); split {n1} | {n2, n3}.
+			{markedBy: "n2", alive: []string{"n1"}, want: true},
 		}},
-		{"the other side cannot be read: keep announcing", "n3", nil, errors.New("forbidden"), []step{
-			{"n1", []string{"n3"}, false},
+		{name: "the other side has not taken the Lease yet: wait for it", self: "n3", claim: held("n3", 3), running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: false},
+			{alive: []string{"n3"}, claim: held("n1", 2), want: true},
+		}},
+		{name: "an expired Lease is no claim", self: "n3", claim: &report.SideClaim{Holder: "n1", Members: 2, Renewed: time.Now().Add(-time.Minute), Duration: 15 * time.Second}, running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: false},
+		}},
+		{name: "the other side dies while this one stands down: announce once its Lease expires", self: "n3", claim: held("n1", 2), running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: true},
+			{alive: []string{"n3"}, claim: &report.SideClaim{Holder: "n1", Members: 2, Renewed: time.Now().Add(-20 * time.Second), Duration: 15 * time.Second}, want: true}, // not read again yet
+			{alive: []string{"n3"}, recheck: true, want: false},
+		}},
+		{name: "the other side shrinks below this one while it stands down", self: "n4", claim: held("n1", 3), running: all, steps: []step{
+			{markedBy: "n1", alive: []string{"n4", "n5"}, want: true},
+			{alive: []string{"n4", "n5"}, claim: held("n1", 1), recheck: true, want: false},
+		}},
+		{name: "no mark, no partition: a node died", self: "n1", claim: held("n1", 1), running: all[:2], steps: []step{
+			{alive: []string{"n1"}, want: false},
+		}},
+		{name: "marked while the marker is still alive here: wait until it is gone", self: "n3", claim: held("n1", 2), running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n1", "n2", "n3"}, want: false},
+			{alive: []string{"n3"}, want: true},
+		}},
+		{name: "no Lease (an install without it): keep announcing", self: "n3", running: all[:3], steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: false},
+		}},
+		{name: "the API cannot be read: keep announcing", self: "n3", claim: held("n1", 2), running: all[:3], err: errors.New("forbidden"), steps: []step{
+			{markedBy: "n1", alive: []string{"n3"}, want: false},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			status := &fakeStatus{claim: tc.claim, running: tc.running, err: tc.err}
 			s := NewSpeaker(fake.NewClientset(), &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{
 				NodeName: tc.self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
-				Status: &fakeStatus{seen: tc.seen, err: tc.err},
+				Status: status,
 			})
 			defer s.queue.ShutDown()
 			for i, st := range tc.steps {
+				if st.claim != nil {
+					status.claim = st.claim
+				}
+				if st.recheck && s.down != nil {
+					s.down.checked = time.Time{}
+				}
 				if st.markedBy != "" {
 					s.MarkedUnreachable(st.markedBy)
 				}
@@ -124,7 +174,7 @@ func TestStandingDownKeepsWhatOnlyThisSideServes(t *testing.T) {
 	s := NewSpeaker(client, &fakeMembers{members: []membership.Member{{Name: "n3", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})},
 		SpeakerOptions{NodeName: "n3", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
 			Protocols: map[config.Mode]Protocol{config.ModeLayer2: layer2},
-			Status:    &fakeStatus{seen: map[string][]string{"n1": {"n1", "n2"}}}})
+			Status:    &fakeStatus{claim: held("n1", 2), running: []string{"n1", "n2", "n3"}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer s.queue.ShutDown()

@@ -32,6 +32,7 @@ import (
 	"github.com/ironlb/ironlb/announcer/bgp"
 	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/announcer/membership"
+	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
 )
@@ -68,8 +69,11 @@ type StatusReporter interface {
 	SetBGPPeers(peers map[string]string)
 	// MembersChanged gives the alive speakers, once this one has joined.
 	MembersChanged(alive []string)
-	// MembersSeenBy are the speakers node's speaker last reported seeing.
-	MembersSeenBy(ctx context.Context, node string) ([]string, error)
+	// SideClaim reads the Lease that settles memberlist partitions; nil
+	// when there is none.
+	SideClaim(ctx context.Context) (*report.SideClaim, error)
+	// RunningSpeakers are the nodes whose SpeakerStatus reads Running.
+	RunningSpeakers(ctx context.Context) ([]string, error)
 	// SetPartitioned says whether this speaker stands down on the smaller
 	// side of a memberlist partition.
 	SetPartitioned(on bool)

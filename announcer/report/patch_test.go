@@ -91,7 +91,7 @@ func TestStatusPatch(t *testing.T) {
 		})},
 		{name: "first addresses, members and sessions", want: v1alpha1.SpeakerStatusStatus{
 			State: v1alpha1.SpeakerPartitioned, Reason: "cut off", UpdateTime: metav1.NewTime(time.Unix(1_800_000_100, 0)),
-			MemberNames: []string{"n1", "n2"}, Members: 2,
+			Members:            2,
 			Announcements:      []v1alpha1.Announcement{announcement("2001:db8::1", "layer2", 100, "a/x")},
 			AnnouncedAddresses: 1,
 			BGPSessions:        []v1alpha1.BGPSession{{Peer: "r1", Address: "203.0.113.1", State: v1alpha1.BGPEstablished}},

@@ -12,7 +12,6 @@ package report
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -61,6 +61,9 @@ type Options struct {
 	// Unreachable while it runs: that speaker cannot reach this one through
 	// memberlist, yet both reach the API. by names it.
 	OnMarked func(by string)
+	// Leases, when set, holds the side Lease (SideLeaseName) that settles
+	// memberlist partitions, in the speakers' namespace.
+	Leases coordinationv1client.LeaseInterface
 }
 
 // Reporter writes this node's SpeakerStatus. Its setters are cheap and never
@@ -160,18 +163,6 @@ func (r *Reporter) noticeMark(old, cur any) {
 	r.opts.OnMarked(after.Status.MarkedBy)
 }
 
-// MembersSeenBy are the speakers node's speaker last reported seeing.
-func (r *Reporter) MembersSeenBy(ctx context.Context, node string) ([]string, error) {
-	st, err := r.get(ctx, node)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil || st.Status.State == v1alpha1.SpeakerStopped {
-		return nil, fmt.Errorf("no running speaker's SpeakerStatus %s", node)
-	}
-	return st.Status.MemberNames, nil
-}
-
 // SetAnnouncements replaces what this node announces. Since is kept for
 // addresses already announced, so it says when announcing began.
 func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement) {
@@ -260,6 +251,7 @@ func (r *Reporter) MembersChanged(alive []string) {
 	r.queue.AddAfter(r.opts.NodeName, coalesce) // status.members
 	if r.lowest() {
 		r.queue.Add(departedKey)
+		r.queue.Add(sideLeaseKey) // the side's size, at once
 	}
 }
 
@@ -326,17 +318,18 @@ func (r *Reporter) processNext(ctx context.Context) bool {
 	}
 	defer r.queue.Done(key)
 	var err error
-	if key == departedKey {
-		// This node's own members go out first: a speaker that finds itself
-		// marked reads them to settle a partition, and must not read the
-		// view from before the departure it was marked for.
-		if err = r.writeOwn(ctx); err == nil {
-			err = r.sweepDeparted(ctx)
+	switch key {
+	case sideLeaseKey:
+		err = r.holdSide(ctx)
+		if r.lowest() {
+			r.queue.AddAfter(sideLeaseKey, sideLeaseRenew)
 		}
+	case departedKey:
+		err = r.sweepDeparted(ctx)
 		if r.lowest() {
 			r.queue.AddAfter(departedKey, sweepInterval)
 		}
-	} else {
+	default:
 		err = r.writeOwn(ctx)
 	}
 	if err != nil {
@@ -355,12 +348,11 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 	defer r.mu.Unlock()
 	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
 	if state == v1alpha1.SpeakerRunning || state == v1alpha1.SpeakerPartitioned {
-		// Only the sweeper (the lowest alive name) lists the members: a
-		// partition's marker is always its side's sweeper, and every
-		// speaker listing them would cost each membership change a write
-		// per node, each growing with the node count.
+		// Only the sweeper (the lowest alive name) counts the members:
+		// every speaker counting them would cost each membership change a
+		// write per node.
 		if len(r.alive) > 0 && r.alive[0] == r.opts.NodeName {
-			st.MemberNames, st.Members = slices.Clone(r.alive), len(r.alive)
+			st.Members = len(r.alive)
 		}
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])

@@ -64,15 +64,12 @@ type SpeakerStatusStatus struct {
 	MarkedBy string `json:"markedBy,omitempty"`
 	// UpdateTime is when this object was last written.
 	UpdateTime metav1.Time `json:"updateTime"`
-	// MemberNames are the speakers this one sees alive through memberlist,
-	// itself included, sorted; Members counts them. Only the speaker that
-	// sweeps (the alive one with the lowest name) lists them, so a
-	// membership change costs one write rather than one per node. On a
-	// memberlist partition each side's sweeper marks the other side, and
-	// the marked speakers read the marker's list here
-	// (announcer/partition.go).
-	MemberNames []string `json:"memberNames,omitempty"`
-	Members     int      `json:"members,omitempty"`
+	// Members counts the speakers this one sees alive through memberlist,
+	// itself included. Only the speaker that sweeps (the alive one with the
+	// lowest name) counts them, so a membership change costs one write
+	// rather than one per node. Partitions are settled by the side Lease
+	// (announcer/report/side.go), not by these objects.
+	Members int `json:"members,omitempty"`
 	// AnnouncedAddresses counts Announcements, and EstablishedSessions the
 	// established BGPSessions: kubectl's columns cannot count lists.
 	AnnouncedAddresses  int `json:"announcedAddresses"`

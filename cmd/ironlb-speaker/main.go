@@ -201,6 +201,7 @@ func run(ctx context.Context, o *options) error {
 		NodeName: o.nodeName,
 		NodeUID:  func() types.UID { return speaker.NodeUID() },
 		OnMarked: func(by string) { speaker.MarkedUnreachable(by) },
+		Leases:   client.CoordinationV1().Leases(o.configNamespace),
 	})
 	speaker = announcer.NewSpeaker(client, members, announcer.SpeakerOptions{
 		NodeName: o.nodeName, ConfigNamespace: o.configNamespace, ConfigName: o.configName,

@@ -555,6 +555,32 @@ func TestLayer2(t *testing.T) {
 		if macs := arpingMACs(t, env, onlyCut); len(macs) != 1 || env.NodeByMAC(macs[0]) != cut {
 			t.Errorf("%s (only %s is eligible): ARP answered by %v during the partition, want %s alone", onlyCut, cut, macs, cut)
 		}
+		// The other side dies while cut stands down: once its sweeper stops
+		// renewing the side Lease (15 s), cut announces everything again.
+		var others []string
+		for _, n := range env.Lab.Nodes() {
+			if n.Name != cut {
+				others = append(others, n.Name)
+				_ = env.Speaker(n.Name).Kill()
+			}
+		}
+		start = time.Now()
+		for _, vip := range vips {
+			waitAnswering(t, env, vip, func(n string) bool { return n == cut })
+		}
+		t.Logf("the other side died: %s answered all %d addresses again after %v (the side Lease lasts 15 s)", cut, len(vips), time.Since(start).Round(10*time.Millisecond))
+		waitMetric(t, env, cut, "ironlb_speaker_partitioned 0")
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", cut, "PartitionOtherSideGone", "stopped renewing", ipTimeout); err != nil {
+			t.Error(err)
+		}
+		// They come back, still cut off from cut: the larger side takes the
+		// Lease over, and cut stands down again.
+		for _, n := range others {
+			if err := env.StartSpeaker(t.Context(), n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitMetric(t, env, cut, "ironlb_speaker_partitioned 1")
 		// The port opens again: the speakers meet, cut announces as usual.
 		blockMemberlist(t, env, cut, false)
 		start = time.Now()

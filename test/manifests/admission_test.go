@@ -6,12 +6,17 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
+	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/test/framework"
 )
@@ -40,7 +45,7 @@ func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
 			Status: v1alpha1.SpeakerStatusStatus{State: state, MarkedBy: markedBy, UpdateTime: metav1.Now()}}
 		if announced {
 			s.Status.Announcements = []v1alpha1.Announcement{{IP: "203.0.113.10", Mode: "layer2", Interface: "eth0", Services: []string{"app/web"}, Since: metav1.Now()}}
-			s.Status.MemberNames, s.Status.Members = []string{name}, 1
+			s.Status.Members = 1
 		}
 		return s
 	}
@@ -149,4 +154,64 @@ func checkStatusPatches(t *testing.T, admin dynamic.ResourceInterface, as func(n
 	if n := len(st.Status.Announcements); n != 2 || st.Status.Announcements[0].IP != "203.0.113.9" {
 		t.Errorf("n1's announcements after one patch applied: %+v, want 203.0.113.9 added before the one there", st.Status.Announcements)
 	}
+}
+
+// checkSideLeasePolicy: with the install's policy, a speaker's token creates
+// and renews the side Lease only naming its own node as holder, writes no
+// other Lease (the CCM's leader lease above all), and a take-over computed
+// from a Lease that changed since is refused with a Conflict: the
+// compare-and-swap the sides of a partition decide by.
+func checkSideLeasePolicy(t *testing.T, cp *framework.ControlPlane) {
+	ctx := t.Context()
+	as := func(node string) coordinationv1client.LeaseInterface {
+		cfg := rest.CopyConfig(cp.RESTConfig)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: speakerSA, Groups: saGroups, Extra: map[string][]string{nodeNameExtra: {node}}}
+		return kubernetes.NewForConfigOrDie(cfg).CoordinationV1().Leases("ironlb-system")
+	}
+	lease := func(name, holder string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(int32(15)), RenewTime: &metav1.MicroTime{Time: time.Now()}}}
+	}
+	refused := func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy") && strings.Contains(err.Error(), "side-lease")
+	}
+	// A new policy takes a moment to be enforced.
+	waitFor(t, "the side Lease policy to be enforced", 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := as("n1").Create(ctx, lease(report.SideLeaseName, "n2"), metav1.CreateOptions{})
+		if err == nil {
+			_ = cp.Client.CoordinationV1().Leases("ironlb-system").Delete(ctx, report.SideLeaseName, metav1.DeleteOptions{})
+		}
+		return refused(err), nil
+	})
+	if _, err := as("n1").Create(ctx, lease("ironlb-cloud-controller-manager", "n1"), metav1.CreateOptions{}); !refused(err) {
+		t.Errorf("n1 creates the CCM's leader lease: want refused by the policy, got %v", err)
+	}
+	first, err := as("n1").Create(ctx, lease(report.SideLeaseName, "n1"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("n1 claims the side Lease: %v", err)
+	}
+	renewed := first.DeepCopy()
+	renewed.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+	if _, err := as("n1").Update(ctx, renewed, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("n1 renews its claim: %v", err)
+	}
+	stale := first.DeepCopy()
+	stale.Spec.HolderIdentity = ptr.To("n2")
+	if _, err := as("n2").Update(ctx, stale, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Errorf("n2 takes over from the Lease as it was before n1's renewal: want a Conflict, got %v", err)
+	}
+	current, err := as("n2").Get(ctx, report.SideLeaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := current.DeepCopy()
+	forged.Spec.HolderIdentity = ptr.To("n3")
+	if _, err := as("n2").Update(ctx, forged, metav1.UpdateOptions{}); !refused(err) {
+		t.Errorf("n2 names n3 the holder: want refused by the policy, got %v", err)
+	}
+	current.Spec.HolderIdentity = ptr.To("n2")
+	if _, err := as("n2").Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("n2 takes the side Lease over at its current resourceVersion: %v", err)
+	}
+	_ = cp.Client.CoordinationV1().Leases("ironlb-system").Delete(context.Background(), report.SideLeaseName, metav1.DeleteOptions{})
 }

@@ -101,6 +101,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	t.Run("rbac ironlb-ccm", func(t *testing.T) { checkCanI(t, kc, ccmSA, ccmMust, ccmMustNot) })
 	t.Run("rbac ironlb-speaker", func(t *testing.T) { checkCanI(t, kc, speakerSA, speakerMust, speakerMustNot) })
 	t.Run("speakers write only their own SpeakerStatus", func(t *testing.T) { checkSpeakerStatusPolicy(t, cp) })
+	t.Run("speakers claim the side Lease only for themselves", func(t *testing.T) { checkSideLeasePolicy(t, cp) })
 	t.Run("ironlb-ccm runs under its RBAC", func(t *testing.T) { runCCMUnderRBAC(t, cp) })
 }
 
@@ -280,6 +281,9 @@ var speakerMust = []probe{
 	{"update speakerstatuses.ironlb.io/n1", "its node's SpeakerStatus; departed nodes' marked Unreachable"},
 	{"watch speakerstatuses.ironlb.io", "informer on its own SpeakerStatus"},
 	{"patch speakerstatuses.ironlb.io/n1", "its node's SpeakerStatus, only what changed"},
+	{"create leases.coordination.k8s.io -n ironlb-system", "the side Lease, first claim (the admission policy pins the name)"},
+	{"get leases.coordination.k8s.io/ironlb-speaker-side -n ironlb-system", "the side Lease"},
+	{"update leases.coordination.k8s.io/ironlb-speaker-side -n ironlb-system", "the side Lease: renewals and take-overs"},
 }
 
 // What ironlb-speaker must never be allowed.
@@ -304,7 +308,10 @@ var speakerMustNot = []probe{
 	{"list configmaps -n ironlb-system", "only ironlb-config"},
 	{"update configmaps/ironlb-config -n ironlb-system", "the pools are the operator's"},
 	{"update configmaps/ironlb-config-last-good -n ironlb-system", "the kept configs are ironlb-ccm's"},
-	{"create leases.coordination.k8s.io -n ironlb-system", "speakers do not lead"},
+	{"update leases.coordination.k8s.io/ironlb-cloud-controller-manager -n ironlb-system", "the CCM's leader lease"},
+	{"get leases.coordination.k8s.io/ironlb-cloud-controller-manager -n ironlb-system", "the side Lease only"},
+	{"create leases.coordination.k8s.io -n kube-system", "the side Lease only, in its namespace"},
+	{"delete leases.coordination.k8s.io/ironlb-speaker-side -n ironlb-system", "never deletes it"},
 	{"create pods --subresource=exec -n ironlb-system", "no exec"},
 	{"list pods", "no pod reads"},
 	{"create tokenreviews.authentication.k8s.io", "no secure port to delegate for"},

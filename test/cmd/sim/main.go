@@ -196,6 +196,7 @@ func run(ctx context.Context, o options) (*result, error) {
 			return res, fmt.Errorf("kill %d (%s, owner of %d): %w", k+1, victim, len(owned), err)
 		}
 		res.converge = append(res.converge, took)
+		res.moved += len(owned)
 		if err := sleep(ctx, o.settle); err != nil {
 			return res, err
 		}
@@ -212,7 +213,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	account()
 	for key, n := range api.breakdown() {
 		if d := n - api0[key]; d > 0 && len(res.converge) > 0 {
-			progress("API writes per kill: %s %d bytes", key, d/int64(len(res.converge)))
+			progress("API writes per kill: %s %d bytes (%d per moved address)", key, d/int64(len(res.converge)), d/int64(max(res.moved, 1)))
 		}
 	}
 	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / speakerSeconds
@@ -241,6 +242,8 @@ type result struct {
 	cpuPerSpeakerPct       float64
 	gossipPerSpeaker       float64
 	apiBytes               int64
+	// moved counts the killed nodes' addresses that took a new owner.
+	moved int
 	// unservable are the Local Services left with no ready endpoint on a
 	// live node (not counted as unowned).
 	unservable int
@@ -249,13 +252,16 @@ type result struct {
 func (r *result) line() string {
 	sorted := slices.Clone(r.converge)
 	slices.Sort(sorted)
-	apiPerChange := int64(0)
+	apiPerChange, apiPerMoved := int64(0), int64(0)
 	if len(r.converge) > 0 {
 		apiPerChange = r.apiBytes / int64(len(r.converge))
 	}
-	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d unservable=%d",
+	if r.moved > 0 {
+		apiPerMoved = r.apiBytes / int64(r.moved)
+	}
+	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d api_bytes_per_moved_address=%d unservable=%d",
 		r.nodes, r.services, len(r.converge), quantile(sorted, 0.5).Milliseconds(), quantile(sorted, 0.99).Milliseconds(),
-		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, r.unservable)
+		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, apiPerMoved, r.unservable)
 }
 
 // quantile of sorted durations (nearest rank); 0 for none.

@@ -75,6 +75,7 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 				NodeName: name,
 				NodeUID:  func() types.UID { return speaker.NodeUID() },
 				OnMarked: func(by string) { speaker.MarkedUnreachable(by) },
+				Leases:   client.CoordinationV1().Leases(config.DefaultNamespace),
 			})
 			opts.Status = status
 		}
