@@ -13,7 +13,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
+	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/test/labenv"
 	"github.com/ironlb/ironlb/test/netlab"
 )
@@ -126,4 +128,10 @@ func TestSpeakersUnderRBAC(t *testing.T) {
 	t.Logf("%s answered by %s", vip, node)
 	wantEvent(t, cp.Client, "default", "web", "Announcing")
 	wantEvent(t, cp.Client, "default", node, "StrictARPDisabled")
+	// The sweeper (the lowest name) holds the side Lease, as its own
+	// token and the admission policy allow, with both speakers counted.
+	waitFor(t, "the side Lease held by the sweeper", 30*time.Second, func(ctx context.Context) (bool, error) {
+		l, err := cp.Client.CoordinationV1().Leases(namespace).Get(ctx, report.SideLeaseName, metav1.GetOptions{})
+		return err == nil && ptr.Deref(l.Spec.HolderIdentity, "") == lab.Nodes()[0].Name && l.Annotations["ironlb.io/side-members"] == "2", nil
+	})
 }
