@@ -674,3 +674,110 @@ func TestBGP(t *testing.T) {
 		waitAnsweringFromClient2(t, env, vip)
 	})
 }
+
+// TestBGPKeptConfigWithBIRD: with BIRD as the router, the kept-config rule
+// holds for both families: routes to a held IPv4 and IPv6 address stay at
+// the router, from every node, while ironlb-config is deleted, then
+// replaced by one with neither the bgp pool nor a bgp section, and across a
+// speaker restart, until the Services release them.
+func TestBGPKeptConfigWithBIRD(t *testing.T) {
+	env := startEnv(t, labenv.Options{Nodes: 2, DualStack: true, Config: bgpConfig(false, 0), Routers: []string{"r1"}})
+	r1 := env.Lab.Router("r1")
+	conf := fmt.Sprintf("log stderr all;\nrouter id %s;\nprotocol device { }\n", r1.IPv4)
+	for _, n := range env.Lab.Nodes() {
+		for _, family := range []struct {
+			suffix, local, neighbor, channel string
+		}{{"", r1.IPv4.String(), n.IPv4.String(), "ipv4"}, {"_v6", r1.IPv6.String(), n.IPv6.String(), "ipv6"}} {
+			conf += fmt.Sprintf(`protocol bgp %s%s {
+  local %s as %d;
+  neighbor %s as %d;
+  connect retry time 1;
+  %s { import all; export none; };
+}
+`, n.Name, family.suffix, family.local, routerASN, family.neighbor, nodeASN, family.channel)
+		}
+	}
+	bird := routers.StartBIRDForTest(t, r1, conf)
+	nodes := []string{"n1", "n2"}
+	var vips []netip.Addr
+	for _, s := range []*v1.Service{lbService("kept-bird"), lbService("kept-bird6", func(s *v1.Service) {
+		s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
+	})} {
+		vips = append(vips, create(t, env, s))
+	}
+	everyNode := func(vip netip.Addr) func(ctx context.Context) bool {
+		return func(ctx context.Context) bool {
+			want := nodeAddrs(env, vip.Is6(), nodes...)
+			slices.SortFunc(want, netip.Addr.Compare)
+			r, err := bird.Route(ctx, hostRoute(vip))
+			return err == nil && slices.Equal(r.NextHops(), want)
+		}
+	}
+	waitAtBIRD := func(vip netip.Addr, nodes ...string) {
+		t.Helper()
+		if _, _, err := routers.WaitRoute(t.Context(), bird, hostRoute(vip), routeTimeout, nodeAddrs(env, vip.Is6(), nodes...)...); err != nil {
+			t.Fatalf("at BIRD: %v", err)
+		}
+	}
+	for _, vip := range vips {
+		waitAtBIRD(vip, nodes...)
+	}
+	t.Cleanup(func() {
+		if err := framework.ApplyConfig(context.Background(), env.Client, bgpConfig(false, 0)); err != nil {
+			t.Errorf("restoring the config: %v", err)
+		}
+	})
+	watchAll := func() []*gapWatch {
+		return []*gapWatch{watchGaps(t, vips[0], everyNode(vips[0])), watchGaps(t, vips[1], everyNode(vips[1]))}
+	}
+	checkAll := func(what string, gaps []*gapWatch) {
+		for i, g := range gaps {
+			g.check(t, what+": BIRD's route to "+vips[i].String(), time.Second)
+		}
+	}
+
+	gaps := watchAll()
+	deleteConfig(t, env)
+	checkAll("ironlb-config deleted", gaps)
+
+	gaps = watchAll()
+	if err := framework.ApplyConfig(t.Context(), env.Client, "pools:\n- {name: other, addresses: [198.51.100.200-198.51.100.210]}\n"); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"kept-bird", "kept-bird6"} {
+		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", name, "AnnouncedFromKeptConfig", vips[i].String()+" is in no pool", ipTimeout); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, n := range nodes {
+		waitMetric(t, env, n, "ironlb_speaker_config_stale 0")
+	}
+	checkAll("bgp pool and section removed", gaps)
+	for _, vip := range vips {
+		r, err := bird.Route(t.Context(), hostRoute(vip))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.Paths {
+			if p.Communities != "(64512,100)" {
+				t.Errorf("%s via %s: communities %q, want the kept advertisement's (64512,100)", vip, p.NextHop, p.Communities)
+			}
+		}
+	}
+
+	// A speaker started now has only the API to go by.
+	restartSpeaker(t, env, "n2")
+	for _, vip := range vips {
+		waitAtBIRD(vip, nodes...)
+	}
+
+	// Released: withdrawn at the router.
+	for _, name := range []string{"kept-bird", "kept-bird6"} {
+		if err := env.Client.CoreV1().Services("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, vip := range vips {
+		waitAtBIRD(vip)
+	}
+}

@@ -105,6 +105,17 @@ func arpAnswered(env *labenv.Env, vip netip.Addr) func(ctx context.Context) bool
 	}
 }
 
+// ndpAnswered probes an IPv6 vip with one Neighbor Solicitation from the
+// client (ndisc6), as arpAnswered does for IPv4.
+func ndpAnswered(env *labenv.Env, vip netip.Addr) func(ctx context.Context) bool {
+	return func(ctx context.Context) bool {
+		// ndisc6 exits 0 on the first advertisement, non-zero when none
+		// came within the 0.3 s wait.
+		_, err := env.Lab.Client().Exec(ctx, "ndisc6", "-q", "-1", "-r", "1", "-w", "300", vip.String(), netlab.Iface)
+		return err == nil
+	}
+}
+
 // deleteConfig deletes ironlb-config and waits until every speaker has
 // seen it go (its config_stale metric), so what is checked next is the
 // speakers' answer to the deletion, not the state before it.

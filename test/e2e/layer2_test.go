@@ -396,56 +396,74 @@ func TestLayer2(t *testing.T) {
 	})
 
 	t.Run("config deleted, speakers restarted, pool shrunk: a held address stays answered until released", func(t *testing.T) {
-		const heldIP = "203.0.113.99"
+		// One IPv4 address probed over HTTP, one IPv6 address with NDP.
+		const heldIP, heldIP6 = "203.0.113.99", "2001:db8:200::99"
 		vip := create(t, env, lbService("held", func(s *v1.Service) { s.Annotations[config.AnnotationLoadBalancerIPs] = heldIP }))
+		vip6 := create(t, env, lbService("held6", func(s *v1.Service) {
+			s.Spec.IPFamilies, s.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
+			s.Annotations[config.AnnotationLoadBalancerIPs] = heldIP6
+		}))
 		waitAnswering(t, env, vip, anyNode)
+		waitAnswering(t, env, vip6, anyNode)
 		t.Cleanup(func() {
 			if err := framework.ApplyConfig(context.Background(), env.Client, layer2Config); err != nil {
 				t.Errorf("restoring the config: %v", err)
 			}
 		})
-		gaps := watchGaps(t, vip, httpAnswered(env, vip))
+		watchBoth := func() (*gapWatch, *gapWatch) {
+			return watchGaps(t, vip, httpAnswered(env, vip)), watchGaps(t, vip6, ndpAnswered(env, vip6))
+		}
+		gaps, gaps6 := watchBoth()
 
 		// Deleted: every speaker sees it go and keeps announcing.
 		deleteConfig(t, env)
 		owner := waitAnswering(t, env, vip, anyNode)
 		gaps.check(t, "ironlb-config deleted", time.Second)
+		gaps6.check(t, "ironlb-config deleted: NDP for "+heldIP6, time.Second)
 		// A speaker started meanwhile announces from the kept configs in
 		// the API: restart the owner (kill -9, so failover applies), then
 		// every other one.
 		restartSpeaker(t, env, owner)
 		waitAnswering(t, env, vip, anyNode)
+		waitAnswering(t, env, vip6, anyNode)
 
-		// Back, with the pool shrunk below the held address: it stays,
-		// announced as the pool last said, and the Service is told.
-		gaps = watchGaps(t, vip, httpAnswered(env, vip))
-		shrunk := strings.Replace(layer2Config, "203.0.113.10-203.0.113.99", "203.0.113.10-203.0.113.98", 1)
+		// Back, with the pools shrunk below the held addresses: they stay,
+		// announced as the pool last said, and the Services are told.
+		gaps, gaps6 = watchBoth()
+		shrunk := strings.NewReplacer("203.0.113.10-203.0.113.99", "203.0.113.10-203.0.113.98",
+			"2001:db8:200::10-2001:db8:200::99", "2001:db8:200::10-2001:db8:200::98").Replace(layer2Config)
 		if err := framework.ApplyConfig(t.Context(), env.Client, shrunk); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", "held", "AnnouncedFromKeptConfig", heldIP+" is in no pool", ipTimeout); err != nil {
-			t.Error(err)
+		for name, ip := range map[string]string{"held": heldIP, "held6": heldIP6} {
+			if _, err := framework.WaitForEvent(t.Context(), env.Client, "default", name, "AnnouncedFromKeptConfig", ip+" is in no pool", ipTimeout); err != nil {
+				t.Error(err)
+			}
 		}
 		for _, n := range env.Lab.Nodes() {
 			waitMetric(t, env, n.Name, "ironlb_speaker_config_stale 0")
 		}
 		waitAnswering(t, env, vip, anyNode)
 		gaps.check(t, "pool shrunk below the address", time.Second)
+		gaps6.check(t, "pool shrunk below the address: NDP for "+heldIP6, time.Second)
 		for _, n := range env.Lab.Nodes() {
 			restartSpeaker(t, env, n.Name)
 			waitAnswering(t, env, vip, anyNode)
+			waitAnswering(t, env, vip6, anyNode)
 		}
 
-		// The service releases it: withdrawn, and the kept configs shrink
-		// to the one in force.
-		if err := env.Client.CoreV1().Services("default").Delete(t.Context(), "held", metav1.DeleteOptions{}); err != nil {
-			t.Fatal(err)
+		// The services release them: withdrawn, and the kept configs
+		// shrink to the one in force.
+		for _, name := range []string{"held", "held6"} {
+			if err := env.Client.CoreV1().Services("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(context.Context) (bool, error) {
-			return len(arpingMACs(t, env, vip)) == 0, nil
+		err := framework.WaitFor(t.Context(), takeoverTimeout, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+			return len(arpingMACs(t, env, vip)) == 0 && !ndpAnswered(env, vip6)(ctx), nil
 		})
 		if err != nil {
-			t.Errorf("ARP still answered after the service was deleted: %v", err)
+			t.Errorf("ARP or NDP still answered after the services were deleted: %v", err)
 		}
 		if err := framework.ApplyConfig(t.Context(), env.Client, layer2Config); err != nil {
 			t.Fatal(err)

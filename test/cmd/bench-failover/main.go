@@ -18,6 +18,10 @@
 //
 //	go run ./test/cmd/bench-failover [-impl ironlb,ironlb-pods,metallb] [-trials 20] [-services 1000] [-out docs/benchmarks.md]
 //
+// The memory figure's load scales to a large cluster's with -services,
+// -slices, -nodes and -local, e.g. -services 10000 -slices 2 -nodes 1000
+// -local 0.5 (with -trials 1 to keep the run short).
+//
 // Needs root (network namespaces); make bench-failover runs it.
 package main
 
@@ -123,7 +127,11 @@ var faults = []fault{
 func main() {
 	implFlag := flag.String("impl", "ironlb,metallb", "implementations to measure, in this order (ironlb, ironlb-pods, metallb)")
 	trials := flag.Int("trials", 20, "trials per fault")
-	services := flag.Int("services", 1000, "services for the memory figure (IPv6 VIPs)")
+	var load memoryLoad
+	flag.IntVar(&load.services, "services", 1000, "services for the memory figure (IPv6 VIPs)")
+	flag.IntVar(&load.slices, "slices", 1, "EndpointSlices per service of the memory figure")
+	flag.IntVar(&load.nodes, "nodes", 0, "Node objects added for the memory figure (nodes without a speaker, as in a larger cluster)")
+	flag.Float64Var(&load.local, "local", 0, "fraction of the memory figure's services with externalTrafficPolicy Local")
 	out := flag.String("out", "", "append a markdown table to this file")
 	flag.Parse()
 	selected, err := parseImpls(*implFlag)
@@ -133,7 +141,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, selected, *trials, *services, *out); err != nil {
+	if err := run(ctx, selected, *trials, load, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-failover:", err)
 		os.Exit(1)
 	}
@@ -167,11 +175,11 @@ func parseImpls(list string) ([]impl, error) {
 // network (addresses, MACs, the client) and faults, and nothing of the
 // previous run (finalizers, neighbour caches, API objects) left to bias the
 // next.
-func run(ctx context.Context, selected []impl, trials, services int, out string) error {
+func run(ctx context.Context, selected []impl, trials int, load memoryLoad, out string) error {
 	var results []result
 	var runErr error
 	for _, im := range selected {
-		measureIt := func() (result, error) { return measure(ctx, im, trials, services) }
+		measureIt := func() (result, error) { return measure(ctx, im, trials, load) }
 		if im.pods {
 			measureIt = func() (result, error) { return measurePods(ctx, im, trials) }
 		}
@@ -205,7 +213,7 @@ func run(ctx context.Context, selected []impl, trials, services int, out string)
 
 // measure starts a lab running im, runs every fault's trials and the memory
 // figure, and tears the lab down.
-func measure(ctx context.Context, im impl, trials, services int) (result, error) {
+func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result, error) {
 	r := result{impl: im}
 	fmt.Printf("starting the lab for %s (3 nodes, control plane, load balancer)...\n", im.title)
 	env, err := labenv.Start(ctx, labenv.Options{Nodes: 3, DualStack: true, Config: benchConfig,
@@ -233,20 +241,20 @@ func measure(ctx context.Context, im impl, trials, services int) (result, error)
 	if err != nil {
 		return r, err
 	}
-	fmt.Printf("creating %d IPv6 services for the memory figure...\n", services)
-	if err := createMany(ctx, env, services); err != nil {
+	fmt.Printf("creating %s for the memory figure...\n", load)
+	if err := createLoad(ctx, env, load); err != nil {
 		return r, err
 	}
 	// Let every speaker sync: at least 3 s, then until each is idle.
 	time.Sleep(3 * time.Second)
-	if err := waitIdle(ctx, env, time.Minute); err != nil {
+	if err := waitIdle(ctx, env, 2*time.Minute); err != nil {
 		return r, err
 	}
 	loaded, err := speakerRSS(env)
 	if err != nil {
 		return r, err
 	}
-	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %d more services (IPv6, one EndpointSlice each) %s.", idle, services, loaded)
+	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %s %s.", idle, load, loaded)
 	return r, nil
 }
 
@@ -389,34 +397,61 @@ func announcer(ctx context.Context, env *labenv.Env, vip netip.Addr) (string, er
 // on n1): MetalLB announces only services with a ready endpoint; ironlb,
 // with externalTrafficPolicy Cluster, does not look. Both get the same.
 func createService(ctx context.Context, env *labenv.Env, name string, family v1.IPFamily) error {
+	backend := env.Lab.Node(1)
+	at := endpointAt{node: backend.Name, addr: backend.IPv4}
+	if family == v1.IPv6Protocol {
+		at.addr = backend.IPv6
+	}
+	return createServiceWith(ctx, env, name, family, false, []endpointAt{at})
+}
+
+// endpointAt is one ready endpoint: its node and address.
+type endpointAt struct {
+	node string
+	addr netip.Addr
+}
+
+// createServiceWith creates a LoadBalancer service and one EndpointSlice
+// per endpoint, named NAME-backend, NAME-backend-1, ...
+func createServiceWith(ctx context.Context, env *labenv.Env, name string, family v1.IPFamily, local bool, endpoints []endpointAt) error {
 	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
 		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: labenv.HTTPPort, Protocol: v1.ProtocolTCP}}}}
 	if family == v1.IPv6Protocol {
 		svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
 	}
+	if local {
+		svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}
 	if _, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	backend := env.Lab.Node(1)
-	addrType, addr := discoveryv1.AddressTypeIPv4, backend.IPv4
+	addrType := discoveryv1.AddressTypeIPv4
 	if family == v1.IPv6Protocol {
-		addrType, addr = discoveryv1.AddressTypeIPv6, backend.IPv6
+		addrType = discoveryv1.AddressTypeIPv6
 	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name + "-backend", Labels: map[string]string{
-			discoveryv1.LabelServiceName: name,
-			discoveryv1.LabelManagedBy:   "bench-failover",
-		}},
-		AddressType: addrType,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{addr.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
-			NodeName:   ptr.To(backend.Name),
-		}},
-		Ports: []discoveryv1.EndpointPort{{Port: ptr.To(int32(labenv.HTTPPort)), Protocol: ptr.To(v1.ProtocolTCP)}},
+	for i, at := range endpoints {
+		sliceName := name + "-backend"
+		if i > 0 {
+			sliceName = fmt.Sprintf("%s-%d", sliceName, i)
+		}
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: sliceName, Labels: map[string]string{
+				discoveryv1.LabelServiceName: name,
+				discoveryv1.LabelManagedBy:   "bench-failover",
+			}},
+			AddressType: addrType,
+			Endpoints: []discoveryv1.Endpoint{{
+				Addresses:  []string{at.addr.String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+				NodeName:   ptr.To(at.node),
+			}},
+			Ports: []discoveryv1.EndpointPort{{Port: ptr.To(int32(labenv.HTTPPort)), Protocol: ptr.To(v1.ProtocolTCP)}},
+		}
+		if _, err := env.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+			return err
+		}
 	}
-	_, err := env.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{})
-	return err
+	return nil
 }
 
 // deleteService deletes a service and its EndpointSlice (bounded: the
@@ -478,27 +513,6 @@ func host(env *labenv.Env, node string) interface {
 		}
 	}
 	panic("no node " + node)
-}
-
-func createMany(ctx context.Context, env *labenv.Env, n int) error {
-	for i := range n {
-		if err := createService(ctx, env, fmt.Sprintf("mem-%d", i), v1.IPv6Protocol); err != nil {
-			return err
-		}
-	}
-	return framework.WaitFor(ctx, 5*time.Minute, time.Second, func(ctx context.Context) (bool, error) {
-		list, err := env.Client.CoreV1().Services("default").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		with := 0
-		for _, s := range list.Items {
-			if strings.HasPrefix(s.Name, "mem-") && len(s.Status.LoadBalancer.Ingress) > 0 {
-				with++
-			}
-		}
-		return with >= n, nil
-	})
 }
 
 // waitIdle waits until every speaker used less than 2 % of a CPU over a
