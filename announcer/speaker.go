@@ -1010,16 +1010,26 @@ func nodeIPv4(node *v1.Node) netip.Addr {
 	return netip.Addr{}
 }
 
-// PoolOf names the pool ip is announced as ("" if none): the pool of the
-// first config layer covering it.
-func (s *Speaker) PoolOf(ip netip.Addr) string {
+// AdvertisementOf is how ip is advertised in bgp mode: as the first config
+// layer covering it says. That is the bgp section in force for the valid
+// ironlb-config's pools; a held address that only a kept config covers
+// keeps that config's own advertisement (communities, LOCAL_PREF,
+// aggregation), as the config it was announced under said, whatever the
+// section in force says of pools it does not know.
+func (s *Speaker) AdvertisementOf(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement {
 	s.mu.Lock()
 	layers := s.layers
 	s.mu.Unlock()
-	if p, _ := layers.PoolFor(ip); p != nil {
-		return p.Name
+	p, i := layers.PoolFor(ip)
+	switch {
+	case p == nil:
+		return nil
+	case layers[i].BGP != nil:
+		return layers[i].BGP.AdvertisementFor(p.Name)
+	case inForce != nil:
+		return inForce.AdvertisementFor(p.Name)
 	}
-	return ""
+	return nil
 }
 
 // BGPSessionChanged records a BGP session going up or down: a metric, a log

@@ -376,3 +376,41 @@ func TestMemberWithoutMetaDoesNotPauseElections(t *testing.T) {
 		t.Error("a member whose meta went missing again was not waited for")
 	}
 }
+
+// TestKeptAddressKeepsItsAdvertisement: a bgp address only a kept config
+// covers is advertised as that config said (its communities), not with the
+// catch-all of the bgp section in force, which does not know its pool; the
+// config in force's own addresses follow the section in force.
+func TestKeptAddressKeepsItsAdvertisement(t *testing.T) {
+	parse := func(text string) *config.Config {
+		t.Helper()
+		cfg, errs := config.Parse([]byte(text))
+		if len(errs) > 0 {
+			t.Fatalf("parse: %v", errs)
+		}
+		return cfg
+	}
+	const section = `
+bgp:
+  localASN: 64515
+  peers: [{name: r1, address: 198.51.100.1, asn: 64512}]
+  advertisements:
+  - {pools: [%s], communities: ["%s"]}
+  - {communities: ["64512:999"]}
+`
+	current := parse("pools:\n- {name: now, addresses: [198.51.100.64/26], mode: bgp}\n" + fmt.Sprintf(section, "now", "64512:200"))
+	kept := parse("pools:\n- {name: before, addresses: [203.0.113.0/24], mode: bgp}\n" + fmt.Sprintf(section, "before", "64512:100"))
+	s := NewSpeaker(fake.NewClientset(), &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{NodeName: "n1",
+		ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	defer s.queue.ShutDown()
+	s.layers = config.Layers{current, kept}
+	for ip, want := range map[string]uint32{"198.51.100.70": 64512<<16 | 200, "203.0.113.9": 64512<<16 | 100} {
+		adv := s.AdvertisementOf(netip.MustParseAddr(ip), current.BGP)
+		if adv == nil || !slices.Equal(adv.Communities, []uint32{want}) {
+			t.Errorf("%s advertised as %+v, want communities [%d:%d]", ip, adv, want>>16, want&0xffff)
+		}
+	}
+	if adv := s.AdvertisementOf(netip.MustParseAddr("198.51.100.1"), current.BGP); adv != nil {
+		t.Errorf("an address no layer covers: %+v, want nil (the catch-all)", adv)
+	}
+}

@@ -125,7 +125,9 @@ func runHelper(sock string) int {
 	defer cancel()
 
 	h := &helper{}
-	sp := bgp.New(bgp.Options{PoolOf: h.poolOf, OnPeerState: h.record})
+	sp := bgp.New(bgp.Options{AdvertisementOf: func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement {
+		return inForce.AdvertisementFor(h.poolOf(ip))
+	}, OnPeerState: h.record})
 	if err := sp.Start(ctx); err != nil {
 		klog.ErrorS(err, "Start")
 		return 1

@@ -23,12 +23,12 @@ type conflict struct {
 }
 
 // desiredRoutes computes the routes that announce want. An address's
-// advertisement is that of its pool (poolOf may be nil: every address then
-// gets cfg's catch-all). When aggregation puts addresses whose
+// advertisement is advertisementOf's (which may be nil, or return nil:
+// cfg's catch-all then). When aggregation puts addresses whose
 // advertisements differ in one route, the lowest address's wins and the
 // clash is returned (config.Config.ParseBGP refuses pools set up that way,
 // so only a config validated without its pools gets here).
-func desiredRoutes(want []netip.Addr, cfg *config.BGP, poolOf func(netip.Addr) string) (routeSet, []conflict) {
+func desiredRoutes(want []netip.Addr, cfg *config.BGP, advertisementOf func(netip.Addr, *config.BGP) *config.BGPAdvertisement) (routeSet, []conflict) {
 	routes := make(routeSet, len(want))
 	from := make(map[netip.Prefix]netip.Addr, len(want))
 	var conflicts []conflict
@@ -38,11 +38,13 @@ func desiredRoutes(want []netip.Addr, cfg *config.BGP, poolOf func(netip.Addr) s
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, ip := range addrs {
-		pool := ""
-		if poolOf != nil {
-			pool = poolOf(ip)
+		var adv *config.BGPAdvertisement
+		if advertisementOf != nil {
+			adv = advertisementOf(ip, cfg)
 		}
-		adv := cfg.AdvertisementFor(pool)
+		if adv == nil {
+			adv = cfg.AdvertisementFor("")
+		}
 		prefix := adv.Prefix(ip)
 		if cur, ok := routes[prefix]; ok {
 			if !cur.Equal(adv) {

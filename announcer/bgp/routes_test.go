@@ -45,7 +45,7 @@ func TestDesiredRoutes(t *testing.T) {
 		"203.0.113.10", "203.0.113.11", "203.0.113.99", // one aggregate; .99's pool clashes
 		"2001:db8:200::1", "2001:db8:200::2", // one IPv6 aggregate
 		"198.51.100.7", "::ffff:198.51.100.99", // catch-all, /32 (the mapped one unmapped)
-	), cfg, poolOf)
+	), cfg, func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement { return inForce.AdvertisementFor(poolOf(ip)) })
 	want := []string{"198.51.100.7/32", "198.51.100.99/32", "203.0.113.0/24", "2001:db8:200::/64"}
 	var got []string
 	for p := range routes {
@@ -66,10 +66,10 @@ func TestDesiredRoutes(t *testing.T) {
 		t.Errorf("catch-all advertisement not used: %+v", adv)
 	}
 
-	// Without PoolOf every address gets the catch-all.
+	// Without AdvertisementOf every address gets the catch-all.
 	routes, _ = desiredRoutes(addrs("203.0.113.10"), cfg, nil)
 	if _, ok := routes[netip.MustParsePrefix("203.0.113.10/32")]; !ok || len(routes) != 1 {
-		t.Errorf("routes without PoolOf = %v", routes)
+		t.Errorf("routes without AdvertisementOf = %v", routes)
 	}
 }
 

@@ -25,10 +25,12 @@ import (
 
 // Options configure a Speaker.
 type Options struct {
-	// PoolOf returns the name of the pool an announced address belongs to;
-	// the pool picks the advertisement (attributes, aggregation). Nil, or
-	// "" for an address, means the catch-all advertisement.
-	PoolOf func(netip.Addr) string
+	// AdvertisementOf returns how an announced address is advertised
+	// (attributes, aggregation), given the bgp section in force: as a rule
+	// that section's advertisement for the address's pool, but a held
+	// address that only a kept config still covers keeps that config's.
+	// Nil, or a nil result, means the section's catch-all.
+	AdvertisementOf func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement
 	// OnPeerState is told when a peer's session comes up, goes down, or the
 	// reason it is down changes. Calls come from one goroutine, in order,
 	// never under the Speaker's locks: the hook may block briefly and may
@@ -271,7 +273,7 @@ func (s *Speaker) syncRoutes(ctx context.Context) error {
 		return nil
 	}
 	logger := klog.FromContext(ctx)
-	desired, conflicts := desiredRoutes(s.want, s.cfg, s.opts.PoolOf)
+	desired, conflicts := desiredRoutes(s.want, s.cfg, s.opts.AdvertisementOf)
 	s.logConflicts(logger, conflicts)
 
 	inst := s.inst

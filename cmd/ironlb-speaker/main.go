@@ -173,7 +173,9 @@ func run(ctx context.Context, o *options) error {
 	// BGP and hands it addresses.
 	var speaker *announcer.Speaker
 	routes := bgp.New(bgp.Options{
-		PoolOf: func(ip netip.Addr) string { return speaker.PoolOf(ip) },
+		AdvertisementOf: func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement {
+			return speaker.AdvertisementOf(ip, inForce)
+		},
 		OnPeerState: func(peer string, up bool, reason string) {
 			if reason == bgp.ReasonDeconfigured {
 				speaker.BGPPeerRemoved(peer)

@@ -53,6 +53,9 @@ type Options struct {
 	// Routers and Client2 are passed to the lab (for BGP).
 	Routers []string
 	Client2 bool
+	// ApiserverArgs are added to kube-apiserver's command line (a wider
+	// NodePort range for a bench's thousands of Services).
+	ApiserverArgs []string
 	// FRR, when set, runs FRR (zebra and bgpd) on the lab's first router
 	// with the bgpd configuration it returns (routers.FRRNodesConfig peers
 	// with every node). It starts before the speakers, so their sessions
@@ -100,7 +103,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	cpOpts := framework.Options{}
+	cpOpts := framework.Options{ExtraApiserverArgs: opts.ApiserverArgs}
 	if opts.DualStack {
 		cpOpts.ServiceCIDR = DualStackServiceCIDR
 	}

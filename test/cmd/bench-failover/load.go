@@ -37,6 +37,9 @@ func (l memoryLoad) String() string {
 	return s
 }
 
+// memoryPrefix names the memory figure's Services.
+const memoryPrefix = "mem-"
+
 // silentNodes are the extra Nodes' addresses: documentation addresses on
 // no link, so a speaker's join to them fails at once.
 var silentNodes = netip.MustParsePrefix("2001:db8:77::/64")
@@ -80,7 +83,8 @@ func createLoad(ctx context.Context, env *labenv.Env, l memoryLoad) error {
 					at = append(at, hosts[(i*l.slices+k)%len(hosts)])
 				}
 				local := int(float64(i+1)*l.local) > int(float64(i)*l.local)
-				if err := createServiceWith(ctx, env, fmt.Sprintf("mem-%d", i), v1.IPv6Protocol, local, at); err != nil {
+				shape := serviceShape{family: v1.IPv6Protocol, local: local, endpoints: at}
+				if err := createServiceWith(ctx, env, fmt.Sprintf("%s%d", memoryPrefix, i), shape); err != nil {
 					errs <- err
 					return
 				}
@@ -116,7 +120,7 @@ feed:
 		}
 		with := 0
 		for _, s := range list.Items {
-			if strings.HasPrefix(s.Name, "mem-") && len(s.Status.LoadBalancer.Ingress) > 0 {
+			if strings.HasPrefix(s.Name, memoryPrefix) && len(s.Status.LoadBalancer.Ingress) > 0 {
 				with++
 			}
 		}

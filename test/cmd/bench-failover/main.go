@@ -217,6 +217,9 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 	r := result{impl: im}
 	fmt.Printf("starting the lab for %s (3 nodes, control plane, load balancer)...\n", im.title)
 	env, err := labenv.Start(ctx, labenv.Options{Nodes: 3, DualStack: true, Config: benchConfig,
+		// Each Local Service takes a health check NodePort: thousands of
+		// them need more than the default 2,768.
+		ApiserverArgs: []string{"--service-node-port-range=10000-62000"},
 		Impl: im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
 		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) }})
 	if err != nil {
@@ -402,7 +405,17 @@ func createService(ctx context.Context, env *labenv.Env, name string, family v1.
 	if family == v1.IPv6Protocol {
 		at.addr = backend.IPv6
 	}
-	return createServiceWith(ctx, env, name, family, false, []endpointAt{at})
+	return createServiceWith(ctx, env, name, serviceShape{family: family, nodePorts: true, endpoints: []endpointAt{at}})
+}
+
+// serviceShape is what createServiceWith makes.
+type serviceShape struct {
+	family v1.IPFamily
+	local  bool // externalTrafficPolicy Local
+	// nodePorts: a NodePort per port, as by default; thousands of Services
+	// go without (a Local one still gets its health check port).
+	nodePorts bool
+	endpoints []endpointAt
 }
 
 // endpointAt is one ready endpoint: its node and address.
@@ -413,14 +426,18 @@ type endpointAt struct {
 
 // createServiceWith creates a LoadBalancer service and one EndpointSlice
 // per endpoint, named NAME-backend, NAME-backend-1, ...
-func createServiceWith(ctx context.Context, env *labenv.Env, name string, family v1.IPFamily, local bool, endpoints []endpointAt) error {
+func createServiceWith(ctx context.Context, env *labenv.Env, name string, shape serviceShape) error {
+	family := shape.family
 	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
 		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: labenv.HTTPPort, Protocol: v1.ProtocolTCP}}}}
 	if family == v1.IPv6Protocol {
 		svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv6Protocol}, ptr.To(v1.IPFamilyPolicySingleStack)
 	}
-	if local {
+	if shape.local {
 		svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}
+	if !shape.nodePorts {
+		svc.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
 	}
 	if _, err := env.Client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return err
@@ -429,7 +446,7 @@ func createServiceWith(ctx context.Context, env *labenv.Env, name string, family
 	if family == v1.IPv6Protocol {
 		addrType = discoveryv1.AddressTypeIPv6
 	}
-	for i, at := range endpoints {
+	for i, at := range shape.endpoints {
 		sliceName := name + "-backend"
 		if i > 0 {
 			sliceName = fmt.Sprintf("%s-%d", sliceName, i)
