@@ -45,7 +45,9 @@ func TestDesiredRoutes(t *testing.T) {
 		"203.0.113.10", "203.0.113.11", "203.0.113.99", // one aggregate; .99's pool clashes
 		"2001:db8:200::1", "2001:db8:200::2", // one IPv6 aggregate
 		"198.51.100.7", "::ffff:198.51.100.99", // catch-all, /32 (the mapped one unmapped)
-	), cfg, func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement { return inForce.AdvertisementFor(poolOf(ip)) })
+	), cfg, func(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement {
+		return inForce.AdvertisementFor(poolOf(ip))
+	})
 	want := []string{"198.51.100.7/32", "198.51.100.99/32", "203.0.113.0/24", "2001:db8:200::/64"}
 	var got []string
 	for p := range routes {

@@ -220,7 +220,7 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 		// Each Local Service takes a health check NodePort: thousands of
 		// them need more than the default 2,768.
 		ApiserverArgs: []string{"--service-node-port-range=10000-62000"},
-		Impl: im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
+		Impl:          im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
 		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) }})
 	if err != nil {
 		return r, err
