@@ -217,11 +217,11 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 	r := result{impl: im}
 	fmt.Printf("starting the lab for %s (3 nodes, control plane, load balancer)...\n", im.title)
 	env, err := labenv.Start(ctx, labenv.Options{Nodes: 3, DualStack: true, Config: benchConfig,
+		Impl: im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
+		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) },
 		// Each Local Service takes a health check NodePort: thousands of
 		// them need more than the default 2,768.
-		ApiserverArgs: []string{"--service-node-port-range=10000-62000"},
-		Impl:          im.impl, MetalLB: labenv.MetalLBOptions{Addresses: poolAddresses, Interfaces: poolInterfaces},
-		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) }})
+		ApiserverArgs: []string{"--service-node-port-range=10000-62000"}})
 	if err != nil {
 		return r, err
 	}
