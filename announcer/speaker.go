@@ -377,15 +377,11 @@ func sliceQueueKey(obj any) string {
 const byServiceIndex = "service"
 
 func sliceService(obj any) ([]string, error) {
-	sl, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
+	sl, ok := obj.(*endpointSliceNodes)
+	if !ok || sl.service == "" {
 		return nil, nil
 	}
-	name := sl.Labels[discoveryv1.LabelServiceName]
-	if name == "" {
-		return nil, nil
-	}
-	return []string{sl.Namespace + "/" + name}, nil
+	return []string{sl.namespace + "/" + sl.service}, nil
 }
 
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
@@ -431,8 +427,8 @@ func (s *Speaker) serviceChangeMatters(old, cur any) bool {
 // sliceChangeMatters: an EndpointSlice of a Local Service ironlb announces
 // for, whose endpoints' nodes or readiness changed.
 func (s *Speaker) sliceChangeMatters(old, cur any) bool {
-	o, _ := old.(*discoveryv1.EndpointSlice)
-	c, _ := cur.(*discoveryv1.EndpointSlice)
+	o, _ := old.(*endpointSliceNodes)
+	c, _ := cur.(*endpointSliceNodes)
 	ref := c
 	if ref == nil {
 		ref = o
@@ -440,17 +436,18 @@ func (s *Speaker) sliceChangeMatters(old, cur any) bool {
 	if ref == nil {
 		return true
 	}
-	svc, err := s.services.Services(ref.Namespace).Get(ref.Labels[discoveryv1.LabelServiceName])
+	svc, err := s.services.Services(ref.namespace).Get(ref.service)
 	if err != nil {
 		return false // its Service's own event syncs when it comes
 	}
 	if v := s.announcedView(svc); v == nil || !v.local {
 		return false
 	}
-	return o == nil || c == nil || !slices.Equal(readyOnNodes(o), readyOnNodes(c))
+	return o == nil || c == nil || !slices.Equal(o.ready, c.ready)
 }
 
-// readyOnNodes lists, in order, the node of each ready endpoint of sl.
+// readyOnNodes lists the nodes with a ready endpoint of sl, sorted, each
+// once.
 func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
 	var nodes []string
 	for _, ep := range sl.Endpoints {
@@ -458,7 +455,8 @@ func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
 			nodes = append(nodes, *ep.NodeName)
 		}
 	}
-	return nodes
+	slices.Sort(nodes)
+	return slices.Compact(nodes)
 }
 
 // Run serves until ctx ends, then withdraws every announcement.
@@ -753,7 +751,7 @@ func (s *Speaker) readyNodes(svc *v1.Service) []string {
 	}
 	var nodes []string
 	for _, obj := range objs {
-		nodes = append(nodes, readyOnNodes(obj.(*discoveryv1.EndpointSlice))...)
+		nodes = append(nodes, obj.(*endpointSliceNodes).ready...)
 	}
 	slices.Sort(nodes)
 	return slices.Compact(nodes)
