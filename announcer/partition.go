@@ -48,11 +48,10 @@ type mark struct {
 	at time.Time
 }
 
-// standingDown is this speaker's side of a partition it lost, the Lease
-// holder, and the speakers counted on the holder's side.
+// standingDown is this speaker's side of a partition it lost, the speakers
+// counted on the other side, and when the Lease was last read.
 type standingDown struct {
 	side, other []string
-	holder      string
 	checked     time.Time
 }
 
@@ -110,7 +109,7 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown 
 		return nil
 	}
 	s.clearMark(pending)
-	down = &standingDown{side: alive, other: others, holder: claim.Holder, checked: time.Now()}
+	down = &standingDown{side: alive, other: others, checked: time.Now()}
 	s.setDown(down)
 	s.queue.AddAfter(membersKey, downRecheck)
 	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", others, "holder", claim.Holder)
@@ -145,7 +144,7 @@ func (s *Speaker) stillDown(ctx context.Context, down *standingDown, alive []str
 	now := time.Now()
 	if claim != nil && !slices.Contains(alive, claim.Holder) && !claim.Expired(now) && minority(alive, claim.Members, claim.Holder) {
 		next := *down
-		next.holder, next.checked = claim.Holder, now
+		next.checked = now
 		s.setDown(&next)
 		return &next
 	}

@@ -258,6 +258,9 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 		return r, err
 	}
 	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %s %s.", idle, load, loaded)
+	if im.impl == labenv.ImplIronLB {
+		r.memory += " Go heap in use / next GC target: " + speakerHeap(ctx, env) + "."
+	}
 	return r, nil
 }
 
@@ -588,6 +591,31 @@ func speakerRSS(env *labenv.Env) (string, error) {
 		}
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// speakerHeap reads each ironlb speaker's Go heap in use and next GC
+// target from its metrics, in MiB: what of its RSS is live objects.
+func speakerHeap(ctx context.Context, env *labenv.Env) string {
+	var parts []string
+	for _, n := range env.Lab.Nodes() {
+		body, err := env.SpeakerMetrics(ctx, n.Name)
+		if err != nil {
+			parts = append(parts, n.Name+" "+err.Error())
+			continue
+		}
+		value := func(name string) string {
+			for line := range strings.Lines(body) {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+					if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+						return fmt.Sprintf("%.1f", v/(1<<20))
+					}
+				}
+			}
+			return "?"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s / %s MiB", n.Name, value("go_memstats_heap_inuse_bytes"), value("go_memstats_next_gc_bytes")))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func percentiles(d []time.Duration) (p50, p99, max time.Duration) {
