@@ -174,7 +174,7 @@ func cachesHold(s *Speaker, svcs []v1.Service, sls []discoveryv1.EndpointSlice) 
 	for i := range sls {
 		obj, ok, _ := s.sliceIndex.GetByKey(sls[i].Namespace + "/" + sls[i].Name)
 		slim, _ := slimEndpointSlice(&sls[i])
-		if !ok || !reflect.DeepEqual(obj.(*endpointSliceNodes).ready, slim.(*endpointSliceNodes).ready) {
+		if !ok || !slices.Equal(obj.(*endpointSliceNodes).readyNodes(), slim.(*endpointSliceNodes).readyNodes()) {
 			return false
 		}
 	}

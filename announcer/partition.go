@@ -49,11 +49,19 @@ type mark struct {
 }
 
 // standingDown is this speaker's side of a partition it lost, the speakers
-// counted on the other side, and when the Lease was last read.
+// counted on the other side and the Lease holder they were counted for,
+// when it stood down, and when the Lease was last read.
 type standingDown struct {
-	side, other []string
-	checked     time.Time
+	side, other    []string
+	holder         string
+	since, checked time.Time
 }
+
+// otherSettles is how long after standing down the other side is counted
+// again at each read of the Lease: objects this side's sweeper had just
+// marked read Running again, and dead nodes the other side's sweeper had
+// not marked yet are marked, within a sweep or two.
+const otherSettles = 25 * time.Second
 
 // MarkedUnreachable is told that speaker by marked this one Unreachable.
 func (s *Speaker) MarkedUnreachable(by string) {
@@ -109,7 +117,8 @@ func (s *Speaker) standsDown(ctx context.Context, alive []string) *standingDown 
 		return nil
 	}
 	s.clearMark(pending)
-	down = &standingDown{side: alive, other: others, checked: time.Now()}
+	now := time.Now()
+	down = &standingDown{side: alive, other: others, holder: claim.Holder, since: now, checked: now}
 	s.setDown(down)
 	s.queue.AddAfter(membersKey, downRecheck)
 	klog.InfoS("Memberlist partition: this side is the smaller and stops its layer2 and vip announcements", "side", alive, "otherSide", others, "holder", claim.Holder)
@@ -142,9 +151,21 @@ func (s *Speaker) stillDown(ctx context.Context, down *standingDown, alive []str
 		return down
 	}
 	now := time.Now()
-	if claim != nil && !slices.Contains(alive, claim.Holder) && !claim.Expired(now) && minority(alive, claim.Members, claim.Holder) {
-		next := *down
-		next.checked = now
+	stays := claim != nil && !slices.Contains(alive, claim.Holder) && !claim.Expired(now) && minority(alive, claim.Members, claim.Holder)
+	next := *down
+	next.checked = now
+	if stays && (claim.Holder != down.holder || now.Sub(down.since) < otherSettles) {
+		// Count the other side again: while it settles, and for a new
+		// holder, whose count the Running speakers must bear out.
+		running, err := s.opts.Status.RunningSpeakers(readCtx)
+		if err != nil {
+			klog.ErrorS(err, "Cannot list the running speakers while standing down; still standing down")
+			return down
+		}
+		stays, next.other = report.OtherSideWins(alive, *claim, running, now)
+		next.holder = claim.Holder
+	}
+	if stays {
 		s.setDown(&next)
 		return &next
 	}

@@ -40,9 +40,16 @@ func (f *fakeStatus) SideClaim(context.Context) (*report.SideClaim, error) {
 }
 func (f *fakeStatus) RunningSpeakers(context.Context) ([]string, error) { return f.running, f.err }
 
-// held is a live claim of the Lease: renewed now.
+// held is a live claim of the Lease: a renewal seen now.
 func held(holder string, members int) *report.SideClaim {
-	return &report.SideClaim{Holder: holder, Members: members, Renewed: time.Now(), Duration: 15 * time.Second}
+	return &report.SideClaim{Holder: holder, Members: members, Renewed: time.Now(), Observed: time.Now(), Duration: 15 * time.Second}
+}
+
+// stale is a claim whose last renewal this node saw ago.
+func stale(holder string, members int, ago time.Duration) *report.SideClaim {
+	c := held(holder, members)
+	c.Observed = time.Now().Add(-ago)
+	return c
 }
 
 func TestStandsDown(t *testing.T) {
@@ -53,6 +60,8 @@ func TestStandsDown(t *testing.T) {
 		// side that stands down read it now.
 		claim   *report.SideClaim
 		recheck bool
+		// running, when set, are the Running speakers from this step on.
+		running []string
 		want    bool
 	}
 	all := []string{"n1", "n2", "n3", "n4", "n5"}
@@ -107,17 +116,28 @@ func TestStandsDown(t *testing.T) {
 			{markedBy: "n1", alive: []string{"n3"}, want: false},
 			{alive: []string{"n3"}, claim: held("n1", 2), want: true},
 		}},
-		{name: "an expired Lease is no claim", self: "n3", claim: &report.SideClaim{Holder: "n1", Members: 2, Renewed: time.Now().Add(-time.Minute), Duration: 15 * time.Second}, running: all[:3], steps: []step{
+		{name: "an expired Lease is no claim", self: "n3", claim: stale("n1", 2, time.Minute), running: all[:3], steps: []step{
 			{markedBy: "n1", alive: []string{"n3"}, want: false},
 		}},
 		{name: "the other side dies while this one stands down: announce once its Lease expires", self: "n3", claim: held("n1", 2), running: all[:3], steps: []step{
 			{markedBy: "n1", alive: []string{"n3"}, want: true},
-			{alive: []string{"n3"}, claim: &report.SideClaim{Holder: "n1", Members: 2, Renewed: time.Now().Add(-20 * time.Second), Duration: 15 * time.Second}, want: true}, // not read again yet
+			{alive: []string{"n3"}, claim: stale("n1", 2, 20*time.Second), want: true}, // not read again yet
 			{alive: []string{"n3"}, recheck: true, want: false},
 		}},
 		{name: "the other side shrinks below this one while it stands down", self: "n4", claim: held("n1", 3), running: all, steps: []step{
 			{markedBy: "n1", alive: []string{"n4", "n5"}, want: true},
 			{alive: []string{"n4", "n5"}, claim: held("n1", 1), recheck: true, want: false},
+		}},
+		{name: "a new holder's count, standing down, is borne out by the Running speakers or not at all", self: "n4", claim: held("n1", 3), running: all, steps: []step{
+			{markedBy: "n1", alive: []string{"n4", "n5"}, want: true},
+			// n1..n3 died; n6, a stolen token's node, claims 100.
+			{alive: []string{"n4", "n5"}, claim: held("n6", 100), running: []string{"n4", "n5", "n6"}, recheck: true, want: false},
+		}},
+		{name: "the other side counted again while it settles", self: "n4", claim: held("n1", 3), running: []string{"n1", "n4", "n5"}, steps: []step{
+			// Counted while n2 and n3 still read Unreachable: 1 against 2.
+			{markedBy: "n1", alive: []string{"n4", "n5"}, want: false},
+			{alive: []string{"n4", "n5"}, running: all, want: true},
+			{alive: []string{"n4", "n5"}, running: all, recheck: true, want: true},
 		}},
 		{name: "no mark, no partition: a node died", self: "n1", claim: held("n1", 1), running: all[:2], steps: []step{
 			{alive: []string{"n1"}, want: false},
@@ -144,6 +164,9 @@ func TestStandsDown(t *testing.T) {
 			for i, st := range tc.steps {
 				if st.claim != nil {
 					status.claim = st.claim
+				}
+				if st.running != nil {
+					status.running = st.running
 				}
 				if st.recheck && s.down != nil {
 					s.down.checked = time.Time{}

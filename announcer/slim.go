@@ -47,12 +47,12 @@ func slimEndpointSlice(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &endpointSliceNodes{namespace: intern(sl.Namespace), name: sl.Name, resourceVersion: sl.ResourceVersion,
-		service: intern(sl.Labels[discoveryv1.LabelServiceName])}
+	out := &endpointSliceNodes{namespace: unique.Make(sl.Namespace), name: sl.Name, resourceVersion: sl.ResourceVersion,
+		service: unique.Make(sl.Labels[discoveryv1.LabelServiceName])}
 	if nodes := readyOnNodes(sl); len(nodes) > 0 {
-		out.ready = make([]string, len(nodes))
+		out.ready = make([]unique.Handle[string], len(nodes))
 		for i, n := range nodes {
-			out.ready[i] = intern(n)
+			out.ready[i] = unique.Make(n)
 		}
 	}
 	return out, nil
@@ -60,18 +60,33 @@ func slimEndpointSlice(obj any) (any, error) {
 
 // endpointSliceNodes is what the speaker's cache keeps of an EndpointSlice.
 // It is keyed like the slice (namespace/name) and has its resourceVersion,
-// which is all an informer asks of what it stores.
+// which is all an informer asks of what it stores. The strings thousands of
+// slices repeat (namespaces, Services, node names) are interned: the
+// handles keep one copy each alive, and are a word each.
 type endpointSliceNodes struct {
-	namespace, name, resourceVersion string
+	name, resourceVersion string
+	namespace             unique.Handle[string]
 	// service is the slice's Service (label kubernetes.io/service-name),
 	// "" when it has none.
-	service string
+	service unique.Handle[string]
 	// ready are the nodes with a ready endpoint, sorted, each once.
-	ready []string
+	ready []unique.Handle[string]
+}
+
+// readyNodes are the names of the nodes with a ready endpoint.
+func (e *endpointSliceNodes) readyNodes() []string {
+	if len(e.ready) == 0 {
+		return nil
+	}
+	out := make([]string, len(e.ready))
+	for i, h := range e.ready {
+		out[i] = h.Value()
+	}
+	return out
 }
 
 func (e *endpointSliceNodes) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: e.namespace, Name: e.name, ResourceVersion: e.resourceVersion}
+	return &metav1.ObjectMeta{Namespace: e.namespace.Value(), Name: e.name, ResourceVersion: e.resourceVersion}
 }
 
 func (e *endpointSliceNodes) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
@@ -81,10 +96,6 @@ func (e *endpointSliceNodes) DeepCopyObject() runtime.Object {
 	c.ready = slices.Clone(e.ready)
 	return &c
 }
-
-// intern returns the one copy of s the process keeps: thousands of slices
-// name the same few nodes, namespaces and Services.
-func intern(s string) string { return unique.Make(s).Value() }
 
 // slimNode keeps a Node's labels (nodeSelectors, BGP peers) and addresses
 // (joins, the BGP router ID).

@@ -378,10 +378,10 @@ const byServiceIndex = "service"
 
 func sliceService(obj any) ([]string, error) {
 	sl, ok := obj.(*endpointSliceNodes)
-	if !ok || sl.service == "" {
+	if !ok || sl.service.Value() == "" {
 		return nil, nil
 	}
-	return []string{sl.namespace + "/" + sl.service}, nil
+	return []string{sl.namespace.Value() + "/" + sl.service.Value()}, nil
 }
 
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
@@ -436,14 +436,14 @@ func (s *Speaker) sliceChangeMatters(old, cur any) bool {
 	if ref == nil {
 		return true
 	}
-	svc, err := s.services.Services(ref.namespace).Get(ref.service)
+	svc, err := s.services.Services(ref.namespace.Value()).Get(ref.service.Value())
 	if err != nil {
 		return false // its Service's own event syncs when it comes
 	}
 	if v := s.announcedView(svc); v == nil || !v.local {
 		return false
 	}
-	return o == nil || c == nil || !slices.Equal(o.ready, c.ready)
+	return o == nil || c == nil || !slices.Equal(o.ready, c.ready) // handles compare as their strings do
 }
 
 // readyOnNodes lists the nodes with a ready endpoint of sl, sorted, each
@@ -751,7 +751,7 @@ func (s *Speaker) readyNodes(svc *v1.Service) []string {
 	}
 	var nodes []string
 	for _, obj := range objs {
-		nodes = append(nodes, obj.(*endpointSliceNodes).ready...)
+		nodes = append(nodes, obj.(*endpointSliceNodes).readyNodes()...)
 	}
 	slices.Sort(nodes)
 	return slices.Compact(nodes)

@@ -79,6 +79,9 @@ func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
 	if marked {
 		klog.InfoS("Marked a departed speaker's status Unreachable", "node", name)
 		departedSweeps.Inc()
+		r.mu.Lock()
+		r.marked[name] = r.opts.Now()
+		r.mu.Unlock()
 	}
 	return err
 }

@@ -59,7 +59,8 @@ func statusPatch(resourceVersion string, current, want v1alpha1.SpeakerStatusSta
 // removes each entry that went or changed, then inserts each one that came
 // or changed at its place. That is exact when the entries kept are in the
 // same order in both lists (this reporter writes them sorted); otherwise,
-// as after a foreign write, the whole list is replaced.
+// as after a foreign write, or when more operations than entries would be
+// needed, the whole list is replaced.
 func listPatch(path string, before, after any) []patchOp {
 	replaceAll := []patchOp{{Op: "add", Path: path, Value: after}}
 	old, ok1 := before.([]any)
@@ -101,7 +102,9 @@ func listPatch(path string, before, after any) []patchOp {
 		}
 		inserts = append(inserts, patchOp{Op: "add", Path: fmt.Sprintf("%s/%d", path, i), Value: entry})
 	}
-	if !slices.Equal(keptOrder, keptInNext) {
+	// Out of order, or so many changes that the whole list is as short
+	// (the apiserver also refuses patches of over 10,000 operations).
+	if !slices.Equal(keptOrder, keptInNext) || len(ops)+len(inserts) > len(next) {
 		return replaceAll
 	}
 	return append(ops, inserts...)

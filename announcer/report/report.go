@@ -83,6 +83,15 @@ type Reporter struct {
 	// partitioned is set while this speaker stands down on the smaller side
 	// of a memberlist partition (SetPartitioned).
 	partitioned bool
+	// marked are the departed nodes this speaker marked, and when: the
+	// other side of a partition reads Unreachable for a moment after each
+	// sweep, and still counts as that side (side.go).
+	marked map[string]time.Time
+	// observed is the side Lease as last read, and when it last changed
+	// here: expiry is timed on this node's clock, not the holder's.
+	observed observedClaim
+	// holdSideSoon asks sideLoop for a round now.
+	holdSideSoon chan struct{}
 }
 
 // partitionedReason says why an object is Partitioned.
@@ -131,6 +140,8 @@ func New(client dynamic.Interface, meta metadata.Interface, opts Options) *Repor
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker-status"}),
 		announcements: map[string]v1alpha1.Announcement{},
 		sessions:      map[string]v1alpha1.BGPSession{},
+		marked:        map[string]time.Time{},
+		holdSideSoon:  make(chan struct{}, 1),
 	}
 	// Anyone else's change to this node's object (the departed sweep of
 	// another speaker, a human) is undone by the next write. The echo of our
@@ -251,7 +262,7 @@ func (r *Reporter) MembersChanged(alive []string) {
 	r.queue.AddAfter(r.opts.NodeName, coalesce) // status.members
 	if r.lowest() {
 		r.queue.Add(departedKey)
-		r.queue.Add(sideLeaseKey) // the side's size, at once
+		r.holdSideNow() // the side's size, at once
 	}
 }
 
@@ -298,6 +309,9 @@ func (r *Reporter) run(ctx context.Context) {
 	if !r.waitForSync(ctx) {
 		return
 	}
+	// The side Lease has a loop of its own: renewals must not wait behind
+	// a sweep that marks many departed nodes, one read and write each.
+	go r.sideLoop(ctx)
 	r.queue.Add(r.opts.NodeName)
 	for r.processNext(ctx) {
 	}
@@ -319,11 +333,6 @@ func (r *Reporter) processNext(ctx context.Context) bool {
 	defer r.queue.Done(key)
 	var err error
 	switch key {
-	case sideLeaseKey:
-		err = r.holdSide(ctx)
-		if r.lowest() {
-			r.queue.AddAfter(sideLeaseKey, sideLeaseRenew)
-		}
 	case departedKey:
 		err = r.sweepDeparted(ctx)
 		if r.lowest() {
@@ -407,7 +416,7 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 	}
 	if sameMeta {
 		err := r.patchStatus(ctx, current, want)
-		if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) && !apierrors.IsRequestEntityTooLargeError(err) {
 			return err
 		}
 		// A patch that does not apply (an object someone else shaped

@@ -41,22 +41,46 @@ const (
 	sideLeaseRenew = 5 * time.Second
 	// annotationSideMembers is how many speakers the holder's side has.
 	annotationSideMembers = "ironlb.io/side-members"
-	// sideLeaseKey is the queue key of the sweeper's Lease round.
-	sideLeaseKey = "/side-lease"
+	// markedCounts is how long a node this speaker marked Unreachable
+	// still counts as a speaker of the other side: a live one rewrites its
+	// object within a second, and the sweep marks it again every 10 s.
+	markedCounts = 2 * sweepInterval
 )
 
-// SideClaim is what the Lease says: the holder, its side's size and when it
-// was last renewed.
+// SideClaim is what the Lease says: the holder, its side's size, when it
+// was last renewed (on the holder's clock) and when this node saw it
+// change last (on its own).
 type SideClaim struct {
 	Holder   string
 	Members  int
 	Renewed  time.Time
 	Duration time.Duration
+	// Observed is when this node last read a renewal it had not seen:
+	// expiry is timed from it, as client-go's leader election does, so
+	// clocks that disagree cannot expire a live claim or keep a dead one.
+	Observed time.Time
 }
 
-// Expired: the holder stopped renewing.
+// Expired: no renewal seen for the Lease's duration.
 func (c SideClaim) Expired(now time.Time) bool {
-	return now.After(c.Renewed.Add(c.Duration))
+	return now.Sub(c.Observed) > c.Duration
+}
+
+// observedClaim is the Lease's holder and renewal as last read.
+type observedClaim struct {
+	holder        string
+	renewed, seen time.Time
+}
+
+// observe sets c.Observed: now when the holder or renewal changed since the
+// last read, or else when they last did.
+func (r *Reporter) observe(c *SideClaim) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.observed.holder != c.Holder || !r.observed.renewed.Equal(c.Renewed) || r.observed.seen.IsZero() {
+		r.observed = observedClaim{holder: c.Holder, renewed: c.Renewed, seen: r.opts.Now()}
+	}
+	c.Observed = r.observed.seen
 }
 
 func claimOf(l *coordinationv1.Lease) SideClaim {
@@ -81,11 +105,14 @@ func OtherSideWins(alive []string, claim SideClaim, running []string, now time.T
 	if claim.Holder == "" || slices.Contains(alive, claim.Holder) || claim.Expired(now) {
 		return false, nil
 	}
+	seen := make(map[string]bool, len(running))
 	for _, name := range running {
-		if !slices.Contains(alive, name) {
+		if !seen[name] && !slices.Contains(alive, name) {
 			others = append(others, name)
 		}
+		seen[name] = true
 	}
+	slices.Sort(others)
 	theirs := min(claim.Members, len(others))
 	if len(alive) != theirs {
 		return len(alive) < theirs, others
@@ -106,6 +133,7 @@ func (r *Reporter) SideClaim(ctx context.Context) (*SideClaim, error) {
 		return nil, err
 	}
 	c := claimOf(l)
+	r.observe(&c)
 	return &c, nil
 }
 
@@ -124,6 +152,30 @@ func (r *Reporter) RunningSpeakers(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// sideLoop runs the sweeper's Lease rounds: every sideLeaseRenew, and at
+// once when the members change.
+func (r *Reporter) sideLoop(ctx context.Context) {
+	for {
+		if err := r.holdSide(ctx); err != nil {
+			klog.ErrorS(err, "Holding the side Lease failed; retrying", "lease", SideLeaseName)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.holdSideSoon:
+		case <-time.After(sideLeaseRenew):
+		}
+	}
+}
+
+// holdSideNow asks for a Lease round at once.
+func (r *Reporter) holdSideNow() {
+	select {
+	case r.holdSideSoon <- struct{}{}:
+	default:
+	}
 }
 
 // holdSide is the sweeper's Lease round: renew what it holds, take over
@@ -147,6 +199,7 @@ func (r *Reporter) holdSide(ctx context.Context) error {
 		return err
 	}
 	claim := claimOf(l)
+	r.observe(&claim)
 	switch {
 	case claim.Holder == r.opts.NodeName:
 		if claim.Members == len(alive) && now.Sub(claim.Renewed) < sideLeaseRenew-time.Second {
@@ -161,6 +214,9 @@ func (r *Reporter) holdSide(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// What this speaker's own sweep just marked reads Unreachable
+		// for a moment: it is the other side all the same.
+		running = append(running, r.recentlyMarked(now)...)
 		if wins, _ := OtherSideWins(alive, claim, running, now); wins {
 			return nil
 		}
@@ -169,6 +225,22 @@ func (r *Reporter) holdSide(ctx context.Context) error {
 	r.claim(l, alive, now)
 	_, err = r.opts.Leases.Update(ctx, l, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
 	return ignoreRace(err)
+}
+
+// recentlyMarked are the nodes this speaker marked Unreachable within
+// markedCounts; older marks are forgotten.
+func (r *Reporter) recentlyMarked(now time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for name, at := range r.marked {
+		if now.Sub(at) > markedCounts {
+			delete(r.marked, name)
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 // claim makes l name this speaker, its side's size and now.

@@ -43,6 +43,10 @@ func TestSideLease(t *testing.T) {
 		running     []string // SpeakerStatus objects that read Running
 		lease       *coordinationv1.Lease
 		partitioned bool
+		// seenBefore: this node first read the same renewal that long
+		// before the round; markedNow: its own sweep just marked these.
+		seenBefore time.Duration
+		markedNow  []string
 		// wantHolder and wantMembers after the round; wantRenewed: renewed
 		// at now.
 		wantHolder  string
@@ -58,8 +62,12 @@ func TestSideLease(t *testing.T) {
 			lease: sideLease("n1", 2, now.Add(-time.Second)), wantHolder: "n1", wantMembers: 2},
 		{name: "held by a speaker of its own side: the lowest takes it", self: "n1", alive: []string{"n1", "n2"},
 			lease: sideLease("n2", 2, now), wantHolder: "n1", wantMembers: 2, wantRenewed: true},
-		{name: "no longer renewed: taken", self: "n3", alive: []string{"n3"}, running: []string{"n1", "n2", "n3"},
-			lease: sideLease("n1", 2, now.Add(-16*time.Second)), wantHolder: "n3", wantMembers: 1, wantRenewed: true},
+		{name: "no renewal seen for 15 s: taken", self: "n3", alive: []string{"n3"}, running: []string{"n1", "n2", "n3"},
+			lease: sideLease("n1", 2, now.Add(-time.Second)), seenBefore: 16 * time.Second, wantHolder: "n3", wantMembers: 1, wantRenewed: true},
+		{name: "renewed 16 s ago by the holder's clock, first seen now: not expired here", self: "n3", alive: []string{"n3"}, running: []string{"n1", "n2", "n3"},
+			lease: sideLease("n1", 2, now.Add(-16*time.Second)), wantHolder: "n1", wantMembers: 2},
+		{name: "its own sweep just marked the larger side: still left alone", self: "n3", alive: []string{"n3"}, running: []string{"n3"}, markedNow: []string{"n1", "n2"},
+			lease: sideLease("n1", 2, now.Add(-time.Second)), wantHolder: "n1", wantMembers: 2},
 		{name: "a larger side holds it: left alone", self: "n3", alive: []string{"n3"}, running: []string{"n1", "n2", "n3"},
 			lease: sideLease("n1", 2, now.Add(-time.Second)), wantHolder: "n1", wantMembers: 2},
 		{name: "a smaller side holds it: taken", self: "n2", alive: []string{"n2", "n3"}, running: []string{"n1", "n2", "n3"},
@@ -84,10 +92,20 @@ func TestSideLease(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := New(api, api.meta, Options{NodeName: tc.self, Now: func() time.Time { return now }, Leases: leases})
+			clock := now.Add(-tc.seenBefore)
+			r := New(api, api.meta, Options{NodeName: tc.self, Now: func() time.Time { return clock }, Leases: leases})
 			defer r.queue.ShutDown()
+			if tc.seenBefore > 0 {
+				if _, err := r.SideClaim(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				clock = now
+			}
 			r.MembersChanged(tc.alive)
 			r.partitioned = tc.partitioned
+			for _, name := range tc.markedNow {
+				r.marked[name] = now
+			}
 			kube.ClearActions()
 			if err := r.holdSide(context.Background()); err != nil {
 				t.Fatal(err)
