@@ -170,9 +170,14 @@ func (s *Speaker) stillDown(ctx context.Context, down *standingDown, alive []str
 		return &next
 	}
 	s.setDown(nil)
-	why := "the other side's speakers stopped renewing the side Lease"
-	if claim != nil && !claim.Expired(now) {
-		why = "the other side is no longer the larger"
+	why := "the other side is no longer the larger"
+	switch {
+	case claim == nil:
+		why = "the side Lease is gone"
+	case claim.Expired(now) || slices.Contains(alive, claim.Holder):
+		// This side's sweeper takes an expired Lease over, maybe before
+		// this read.
+		why = "the other side's speakers stopped renewing the side Lease"
 	}
 	klog.InfoS("Memberlist partition: announcing as usual again", "reason", why, "members", alive)
 	s.nodeEvent(v1.EventTypeWarning, "PartitionOtherSideGone",
