@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +51,7 @@ type options struct {
 	configNamespace string
 	configName      string
 	metricsAddr     string
+	profiling       bool
 
 	memberlistBind      string
 	memberlistPort      int
@@ -82,6 +85,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configNamespace, "config-namespace", o.configNamespace, "Namespace of the ironlb-config ConfigMap.")
 	fs.StringVar(&o.configName, "config-name", o.configName, "Name of the ironlb-config ConfigMap.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "Where /metrics and /healthz are served.")
+	fs.BoolVar(&o.profiling, "profiling", o.profiling, "Also serve Go's runtime profiles (heap, CPU, goroutines) at /debug/pprof/ on the metrics address.")
 	fs.StringVar(&o.memberlistBind, "memberlist-bind-address", o.memberlistBind, "Address memberlist listens on.")
 	fs.IntVar(&o.memberlistPort, "memberlist-port", o.memberlistPort, "memberlist port (TCP and UDP); open it between nodes.")
 	fs.StringVar(&o.memberlistAdvertise, "memberlist-advertise-address", o.memberlistAdvertise, "Address other speakers reach this one at (default: the node's InternalIP).")
@@ -95,6 +99,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "How long a graceful stop waits for the leave to reach other speakers.")
 }
 
+// speakerGCPercent is the speaker's GOGC unless the environment sets one.
+const speakerGCPercent = 50
+
 func main() {
 	opts := defaultOptions()
 	logOptions := logs.NewOptions()
@@ -105,6 +112,14 @@ func main() {
 	if err := logsapi.ValidateAndApply(logOptions, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	// Most of the heap is the caches, which change little: collecting when
+	// it grows by half rather than doubling keeps a node agent's memory
+	// nearer what it holds. At 10,000 Services that is 100-104 MiB rather
+	// than 119-124, for about 40 % more CPU while objects churn and none
+	// while they do not (docs/scale.md). GOGC, when set, wins.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(speakerGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -213,7 +228,7 @@ func run(ctx context.Context, o *options) error {
 		Filter:    o.filter,
 	})
 	stopStatus := status.Start(ctx)
-	go serveMetrics(ctx, o.metricsAddr, speaker.Ready)
+	go serveMetrics(ctx, o.metricsAddr, o.profiling, speaker.Ready)
 	klog.InfoS("ironlb-speaker starting", "node", o.nodeName, "memberlist", net.JoinHostPort(advertise, fmt.Sprint(o.memberlistPort)))
 
 	runErr := speaker.Run(ctx)
@@ -309,9 +324,16 @@ func nodeInternalIP(ctx context.Context, client kubernetes.Interface, name strin
 	return ip, nil
 }
 
-func serveMetrics(ctx context.Context, addr string, ready func() bool) {
+func serveMetrics(ctx context.Context, addr string, profiling bool, ready func() bool) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", legacyregistry.Handler())
+	if profiling {
+		// As kube components serve them with --profiling.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {

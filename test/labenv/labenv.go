@@ -403,9 +403,15 @@ func (e *Env) WaitConverged(ctx context.Context, timeout time.Duration) error {
 // SpeakerMetrics returns node's speaker's /metrics (Prometheus text), read
 // from inside the node as a scraper on it would.
 func (e *Env) SpeakerMetrics(ctx context.Context, node string) (string, error) {
+	return e.SpeakerHTTP(ctx, node, "/metrics")
+}
+
+// SpeakerHTTP reads path from node's speaker's metrics address, from inside
+// the node (/debug/pprof/heap with --profiling, say).
+func (e *Env) SpeakerHTTP(ctx context.Context, node, path string) (string, error) {
 	n := e.node(node)
 	if n == nil {
 		return "", fmt.Errorf("no node %s", node)
 	}
-	return n.HTTPGet(ctx, fmt.Sprintf("http://%s/metrics", netip.AddrPortFrom(n.IPv4, speakerMetricsPort)))
+	return n.HTTPGet(ctx, fmt.Sprintf("http://%s%s", netip.AddrPortFrom(n.IPv4, speakerMetricsPort), path))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,40 @@ type memoryLoad struct {
 	slices   int     // EndpointSlices per Service, one ready endpoint each
 	nodes    int     // Node objects of nodes that run no speaker here
 	local    float64 // fraction of the Services with externalTrafficPolicy Local
+	// heapProfiles, when set, is where ironlb's speakers' heap profiles
+	// go, taken with the load.
+	heapProfiles string
+}
+
+// profilingArgs are the speakers' extra flags: --profiling when ironlb's
+// heap profiles are wanted.
+func profilingArgs(im impl, l memoryLoad) []string {
+	if l.heapProfiles == "" || im.impl != labenv.ImplIronLB {
+		return nil
+	}
+	return []string{"--profiling"}
+}
+
+// saveHeapProfiles writes each speaker's heap profile to dir (none when dir
+// is empty): go tool pprof -sample_index=inuse_space reads them.
+func saveHeapProfiles(ctx context.Context, env *labenv.Env, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, n := range env.Lab.Nodes() {
+		body, err := env.SpeakerHTTP(ctx, n.Name, "/debug/pprof/heap?gc=1")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, n.Name+".heap.pb.gz"), []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("heap profiles of the speakers in %s\n", dir)
+	return nil
 }
 
 func (l memoryLoad) String() string {

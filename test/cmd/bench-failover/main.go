@@ -133,6 +133,7 @@ func main() {
 	flag.IntVar(&load.nodes, "nodes", 0, "Node objects added for the memory figure (nodes without a speaker, as in a larger cluster)")
 	flag.Float64Var(&load.local, "local", 0, "fraction of the memory figure's services with externalTrafficPolicy Local")
 	out := flag.String("out", "", "append a markdown table to this file")
+	flag.StringVar(&load.heapProfiles, "heap-profiles", "", "run ironlb's speakers with --profiling and save each one's heap profile, with the memory figure's load, in this folder")
 	flag.Parse()
 	selected, err := parseImpls(*implFlag)
 	if err != nil {
@@ -221,7 +222,8 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 		Logf: func(f string, a ...any) { fmt.Printf("  "+f+"\n", a...) },
 		// Each Local Service takes a health check NodePort: thousands of
 		// them need more than the default 2,768.
-		ApiserverArgs: []string{"--service-node-port-range=10000-62000"}})
+		ApiserverArgs: []string{"--service-node-port-range=10000-62000"},
+		SpeakerArgs:   profilingArgs(im, load)})
 	if err != nil {
 		return r, err
 	}
@@ -244,6 +246,10 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 	if err != nil {
 		return r, err
 	}
+	cpuBefore, err := speakersCPU(env)
+	if err != nil {
+		return r, err
+	}
 	fmt.Printf("creating %s for the memory figure...\n", load)
 	if err := createLoad(ctx, env, load); err != nil {
 		return r, err
@@ -257,9 +263,17 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 	if err != nil {
 		return r, err
 	}
-	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %s %s.", idle, load, loaded)
+	cpuAfter, err := speakersCPU(env)
+	if err != nil {
+		return r, err
+	}
+	r.memory = fmt.Sprintf("Speaker memory (VmRSS, per speaker): idle %s; with %s %s. CPU each speaker used while the load was created and synced: %s.",
+		idle, load, loaded, cpuUsed(env, cpuBefore, cpuAfter))
 	if im.impl == labenv.ImplIronLB {
 		r.memory += " Go heap in use / next GC target: " + speakerHeap(ctx, env) + "."
+		if err := saveHeapProfiles(ctx, env, load.heapProfiles); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }
@@ -591,6 +605,29 @@ func speakerRSS(env *labenv.Env) (string, error) {
 		}
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+// speakersCPU reads each speaker's CPU time so far, in clock ticks.
+func speakersCPU(env *labenv.Env) (map[string]uint64, error) {
+	ticks := map[string]uint64{}
+	for _, n := range env.Lab.Nodes() {
+		t, err := cpuTicks(env.Speaker(n.Name).Pid())
+		if err != nil {
+			return nil, err
+		}
+		ticks[n.Name] = t
+	}
+	return ticks, nil
+}
+
+// cpuUsed formats each speaker's CPU time between two readings (USER_HZ is
+// 100: a tick is 10 ms).
+func cpuUsed(env *labenv.Env, before, after map[string]uint64) string {
+	var parts []string
+	for _, n := range env.Lab.Nodes() {
+		parts = append(parts, fmt.Sprintf("%s %.1f s", n.Name, float64(after[n.Name]-before[n.Name])/100))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // speakerHeap reads each ironlb speaker's Go heap in use and next GC
