@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -106,46 +106,30 @@ func createLoad(ctx context.Context, env *labenv.Env, l memoryLoad) error {
 		hosts = append(hosts, endpointAt{node: name, addr: addr})
 	}
 	start := time.Now()
-	work := make(chan int)
-	errs := make(chan error, loadWorkers)
-	var wg sync.WaitGroup
-	for range loadWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				var at []endpointAt
-				for k := range l.slices {
-					at = append(at, hosts[(i*l.slices+k)%len(hosts)])
-				}
-				local := int(float64(i+1)*l.local) > int(float64(i)*l.local)
-				shape := serviceShape{family: v1.IPv6Protocol, local: local, endpoints: at}
-				if err := createServiceWith(ctx, env, fmt.Sprintf("%s%d", memoryPrefix, i), shape); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var createErr error
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(loadWorkers)
 	for i := range l.services {
-		select {
-		case work <- i:
-		case createErr = <-errs:
-			break feed
-		case <-ctx.Done():
-			createErr = ctx.Err()
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			var at []endpointAt
+			for k := range l.slices {
+				at = append(at, hosts[(i*l.slices+k)%len(hosts)])
+			}
+			local := int(float64(i+1)*l.local) > int(float64(i)*l.local)
+			shape := serviceShape{family: v1.IPv6Protocol, local: local, endpoints: at}
+			return createServiceWith(gctx, env, fmt.Sprintf("%s%d", memoryPrefix, i), shape)
+		})
 		if (i+1)%1000 == 0 {
 			fmt.Printf("  %d of %d services created (%v)\n", i+1, l.services, time.Since(start).Round(time.Second))
 		}
 	}
-	close(work)
-	wg.Wait()
-	if createErr != nil {
-		return createErr
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	// Allocation goes at the service controller's pace: allow 20 ms each.
 	timeout := 5*time.Minute + time.Duration(l.services)*20*time.Millisecond

@@ -6,9 +6,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -154,36 +154,25 @@ func (w *world) createService(ctx context.Context, client kubernetes.Interface, 
 
 // runJobs runs jobs, parallel at a time, and returns the first error.
 func runJobs(ctx context.Context, jobs []func(context.Context) error, parallel int, progress func(string, ...any)) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan func(context.Context) error)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
 	var done atomic.Int64
-	var wg sync.WaitGroup
-	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for job := range next {
-				if err := job(ctx); err != nil {
-					cancel(err)
-				}
-				if n := done.Add(1); n%2000 == 0 {
-					progress("%d of %d objects created", n, len(jobs))
-				}
-			}
-		}()
-	}
-feed:
 	for _, job := range jobs {
-		select {
-		case next <- job:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			err := job(gctx)
+			if n := done.Add(1); n%2000 == 0 {
+				progress("%d of %d objects created", n, len(jobs))
+			}
+			return err
+		})
 	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // nodesOf lists names sorted; a helper for reports.
