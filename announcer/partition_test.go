@@ -19,18 +19,23 @@ import (
 )
 
 // fakeStatus is a StatusReporter whose side Lease and Running speakers are
-// given.
+// given, and which keeps what it was told is announced.
 type fakeStatus struct {
 	claim   *report.SideClaim
 	running []string
 	err     error
+	// announced and bgpPools are what SetAnnouncements got last.
+	announced []v1alpha1.Announcement
+	bgpPools  []string
 }
 
-func (f *fakeStatus) SetAnnouncements([]v1alpha1.Announcement) {}
-func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession)        {}
-func (f *fakeStatus) SetBGPPeers(map[string]string)            {}
-func (f *fakeStatus) MembersChanged([]string)                  {}
-func (f *fakeStatus) SetPartitioned(bool)                      {}
+func (f *fakeStatus) SetAnnouncements(list []v1alpha1.Announcement, bgpPools []string) {
+	f.announced, f.bgpPools = list, bgpPools
+}
+func (f *fakeStatus) SetBGPSession(v1alpha1.BGPSession) {}
+func (f *fakeStatus) SetBGPPeers(map[string]string)     {}
+func (f *fakeStatus) MembersChanged([]string)           {}
+func (f *fakeStatus) SetPartitioned(bool)               {}
 func (f *fakeStatus) SideClaim(context.Context) (*report.SideClaim, error) {
 	if f.claim == nil {
 		return nil, f.err

@@ -62,7 +62,10 @@ type BGPConfigurer interface {
 // StatusReporter publishes what this node announces and its BGP sessions
 // (announcer/report writes them to the node's SpeakerStatus).
 type StatusReporter interface {
-	SetAnnouncements(list []v1alpha1.Announcement)
+	// SetAnnouncements replaces what this node announces: the addresses
+	// listed one by one, and the bgp pools whose addresses of Cluster
+	// Services it advertises, all of them.
+	SetAnnouncements(list []v1alpha1.Announcement, bgpPools []string)
 	SetBGPSession(s v1alpha1.BGPSession)
 	// SetBGPPeers names the peers this node has sessions with (name →
 	// address).
@@ -229,6 +232,11 @@ type announcement struct {
 	// invalid ironlb-config, or a pool shrunk below the address).
 	pool     string
 	fromKept bool
+	// wholePool is set for a bgp address of the current config whose
+	// Services all have externalTrafficPolicy Cluster: every node the pool
+	// selects advertises it, so it is reported once per pool, not per
+	// address (v1alpha1.SpeakerStatusStatus.BGPPools).
+	wholePool bool
 	// unserved are the services with externalTrafficPolicy Local holding
 	// the address that have no ready endpoint on this node, when no node
 	// has one of each.
@@ -631,7 +639,8 @@ func (s *Speaker) apply(ctx context.Context) error {
 			continue // the larger side announces it
 		}
 		want[ip] = announcement{mode: h.pool.Mode, iface: d.Interface, services: h.services,
-			pool: h.pool.Name, fromKept: h.fromKept, unserved: d.Unserved}
+			pool: h.pool.Name, fromKept: h.fromKept, unserved: d.Unserved,
+			wholePool: h.pool.Mode == config.ModeBGP && !h.fromKept && len(h.local) == 0}
 	}
 	var errs []error
 	for mode, p := range s.opts.Protocols {
@@ -1166,6 +1175,13 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 	for _, ip := range slices.SortedFunc(slices.Values(acquired), netip.Addr.Compare) {
 		a := want[ip]
 		ownershipChanges.WithLabelValues("acquired").Inc()
+		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
+		if a.wholePool {
+			// Every node the pool selects advertises it: an Event from each
+			// would cost the API a write per node per Service, and say
+			// nothing about this node.
+			continue
+		}
 		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
 		switch {
 		case a.mode == config.ModeBGP:
@@ -1173,7 +1189,6 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 		case a.iface == "":
 			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
 		}
-		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
 		for _, svc := range s.servicesByKey(a.services) {
 			s.recorder.Event(svc, v1.EventTypeNormal, "Announcing", msg)
 		}
@@ -1188,12 +1203,24 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 		}
 	}
 	if s.opts.Status != nil {
-		list := make([]v1alpha1.Announcement, 0, len(want))
-		for ip, a := range want {
-			list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
-		}
-		s.opts.Status.SetAnnouncements(list)
+		s.opts.Status.SetAnnouncements(statusOf(want))
 	}
+}
+
+// statusOf is what a node's SpeakerStatus says it announces: each address,
+// except the bgp addresses every selected node advertises alike, which are
+// named by their pools.
+func statusOf(want map[netip.Addr]announcement) ([]v1alpha1.Announcement, []string) {
+	list := make([]v1alpha1.Announcement, 0, len(want))
+	pools := map[string]bool{}
+	for ip, a := range want {
+		if a.wholePool {
+			pools[a.pool] = true
+			continue
+		}
+		list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
+	}
+	return list, slices.Sorted(maps.Keys(pools))
 }
 
 // reportKept says, once per address (ips: those that began being announced

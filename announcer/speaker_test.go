@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +13,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
 	"github.com/ironlb/ironlb/announcer/membership"
@@ -412,5 +416,81 @@ bgp:
 	}
 	if adv := s.AdvertisementOf(netip.MustParseAddr("198.51.100.1"), current.BGP); adv != nil {
 		t.Errorf("an address no layer covers: %+v, want nil (the catch-all)", adv)
+	}
+}
+
+// TestBGPClusterAddressesAreNamedByPool: a bgp address whose Services are all
+// Cluster is advertised by every node its pool selects, so the SpeakerStatus
+// names the pool rather than the address, and no node records an Event per
+// such address; a Local Service's bgp address, which depends on the node, is
+// listed and gets its Event. Another Cluster Service in the pool changes
+// nothing in the status, so no node writes for it.
+func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
+	cfg := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: "pools:\n- {name: lan, addresses: [203.0.113.0/24]}\n- {name: routed, addresses: [198.51.100.96/28], mode: bgp}\nbgp: {localASN: 64515}\n"}}
+	client := fake.NewClientset(cfg, node("node-1", nil), node("node-2", nil),
+		lbWithIP("web", "198.51.100.97", false), lbWithIP("cache", "198.51.100.98", true), slice("cache", "node-1", true),
+		lbWithIP("lan", "203.0.113.5", false))
+	status := &fakeStatus{}
+	protos := map[config.Mode]Protocol{}
+	for _, m := range config.Modes {
+		protos[m] = &recordingProtocol{}
+	}
+	s := NewSpeaker(client, &fakeMembers{members: []membership.Member{{Name: "node-1", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})},
+		SpeakerOptions{NodeName: "node-1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
+			Protocols: protos, Status: status})
+	events := record.NewFakeRecorder(100)
+	s.recorder = events
+	ctx := t.Context()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	s.joined = true
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := protos[config.ModeBGP].(*recordingProtocol).get(); len(got) != 2 {
+		t.Fatalf("bgp advertises %v, want the Cluster and the Local address", got)
+	}
+	listed := func() string {
+		var ips []string
+		for _, a := range status.announced {
+			ips = append(ips, a.IP+"/"+a.Mode)
+		}
+		slices.Sort(ips)
+		return fmt.Sprint(ips, status.bgpPools)
+	}
+	if got, want := listed(), "[198.51.100.98/bgp 203.0.113.5/layer2] [routed]"; got != want {
+		t.Errorf("status lists %s, want %s", got, want)
+	}
+	var announcing []string
+	for len(events.Events) > 0 {
+		if e := <-events.Events; strings.Contains(e, "Announcing") {
+			announcing = append(announcing, e)
+		}
+	}
+	if len(announcing) != 2 || slices.ContainsFunc(announcing, func(e string) bool { return strings.Contains(e, "198.51.100.97") }) {
+		t.Errorf("Announcing events %q: want one for the Local bgp address and one for the layer2 one, none for the Cluster bgp address", announcing)
+	}
+
+	before := listed()
+	if _, err := client.CoreV1().Services("default").Create(ctx, lbWithIP("api", "198.51.100.99", false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		svcs, err := s.services.List(labels.Everything())
+		return len(svcs) == 4, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := protos[config.ModeBGP].(*recordingProtocol).get(); len(got) != 3 {
+		t.Errorf("bgp advertises %v, want the new Cluster address too", got)
+	}
+	if got := listed(); got != before {
+		t.Errorf("another Cluster Service in the pool changed the status from %s to %s", before, got)
 	}
 }

@@ -78,6 +78,7 @@ type Reporter struct {
 
 	mu            sync.Mutex
 	announcements map[string]v1alpha1.Announcement // by IP
+	bgpPools      map[string]metav1.Time           // name → since
 	sessions      map[string]v1alpha1.BGPSession   // by peer name
 	alive         []string                         // members, for the departed sweep
 	// partitioned is set while this speaker stands down on the smaller side
@@ -139,6 +140,7 @@ func New(client dynamic.Interface, meta metadata.Interface, opts Options) *Repor
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker-status"}),
 		announcements: map[string]v1alpha1.Announcement{},
+		bgpPools:      map[string]metav1.Time{},
 		sessions:      map[string]v1alpha1.BGPSession{},
 		marked:        map[string]time.Time{},
 		holdSideSoon:  make(chan struct{}, 1),
@@ -174,9 +176,11 @@ func (r *Reporter) noticeMark(old, cur any) {
 	r.opts.OnMarked(after.Status.MarkedBy)
 }
 
-// SetAnnouncements replaces what this node announces. Since is kept for
-// addresses already announced, so it says when announcing began.
-func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement) {
+// SetAnnouncements replaces what this node announces: the addresses listed
+// one by one, and the bgp pools whose Cluster addresses it advertises
+// (v1alpha1.SpeakerStatusStatus.BGPPools). Since is kept for what was
+// already announced, so it says when announcing began.
+func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement, bgpPools []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := make(map[string]v1alpha1.Announcement, len(list))
@@ -190,10 +194,18 @@ func (r *Reporter) SetAnnouncements(list []v1alpha1.Announcement) {
 		}
 		next[a.IP] = a
 	}
-	if equalAnnouncements(r.announcements, next) {
+	pools := make(map[string]metav1.Time, len(bgpPools))
+	for _, name := range bgpPools {
+		since, ok := r.bgpPools[name]
+		if !ok {
+			since = now
+		}
+		pools[name] = since
+	}
+	if equalAnnouncements(r.announcements, next) && maps.Equal(r.bgpPools, pools) {
 		return
 	}
-	r.announcements = next
+	r.announcements, r.bgpPools = next, pools
 	r.queue.AddAfter(r.opts.NodeName, coalesce)
 }
 
@@ -365,6 +377,9 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 		}
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])
+		}
+		for _, name := range slices.Sorted(maps.Keys(r.bgpPools)) {
+			st.BGPPools = append(st.BGPPools, v1alpha1.BGPPool{Pool: name, Since: r.bgpPools[name]})
 		}
 		for _, peer := range slices.Sorted(maps.Keys(r.sessions)) {
 			st.BGPSessions = append(st.BGPSessions, r.sessions[peer])

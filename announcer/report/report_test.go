@@ -110,8 +110,11 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 	r.SetAnnouncements([]v1alpha1.Announcement{
 		{IP: "203.0.113.2", Mode: "layer2", Interface: "eth0", Services: []string{"dev/web", "dev/api"}},
 		{IP: "203.0.113.1", Mode: "bgp", Services: []string{"prod/db"}},
-	})
+	}, []string{"tor-b", "tor-a"})
 	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 2 })
+	if p := got.Status.BGPPools; len(p) != 2 || p[0].Pool != "tor-a" || p[1].Pool != "tor-b" || !p[0].Since.Time.Equal(t0) {
+		t.Errorf("bgp pools %+v, want tor-a and tor-b since %v", p, t0)
+	}
 	if got.Status.State != v1alpha1.SpeakerRunning {
 		t.Errorf("state %q, want Running", got.Status.State)
 	}
@@ -136,16 +139,21 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 	r.SetAnnouncements([]v1alpha1.Announcement{
 		{IP: "203.0.113.2", Mode: "layer2", Interface: "eth1", Services: []string{"dev/web", "dev/api"}},
 		{IP: "203.0.113.1", Mode: "bgp", Services: []string{"prod/db"}},
-	})
+	}, []string{"tor-a", "tor-c"})
 	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
 		return len(s.Status.Announcements) == 2 && s.Status.Announcements[1].Interface == "eth1"
 	})
 	if !got.Status.Announcements[0].Since.Time.Equal(t0) || !got.Status.Announcements[1].Since.Time.Equal(c.Now()) {
 		t.Errorf("since: %v and %v, want %v and %v", got.Status.Announcements[0].Since, got.Status.Announcements[1].Since, t0, c.Now())
 	}
+	if p := got.Status.BGPPools; len(p) != 2 || p[0].Pool != "tor-a" || !p[0].Since.Time.Equal(t0) || p[1].Pool != "tor-c" || !p[1].Since.Time.Equal(c.Now()) {
+		t.Errorf("bgp pools %+v: want tor-a still since %v, tor-c since %v", p, t0, c.Now())
+	}
 
-	r.SetAnnouncements(nil)
-	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 0 })
+	r.SetAnnouncements(nil, nil)
+	got = waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool {
+		return len(s.Status.Announcements) == 0 && len(s.Status.BGPPools) == 0
+	})
 	if got.Labels[v1alpha1.LabelState] != "Running" {
 		t.Errorf("labels %v: want %s=Running with nothing announced", got.Labels, v1alpha1.LabelState)
 	}
@@ -186,7 +194,7 @@ func TestReporterBGPSessions(t *testing.T) {
 func TestReporterRewritesForeignChange(t *testing.T) {
 	client := newFakeClient()
 	r := startReporter(t, client, "n1", &clock{now: t0})
-	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}}, nil)
 	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
 
 	got.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, UpdateTime: metav1.NewTime(t0)}
@@ -278,7 +286,7 @@ func TestReporterNoticesMark(t *testing.T) {
 func TestStopWritesStopped(t *testing.T) {
 	client := newFakeClient()
 	r, stopRun := runReporter(client, "n1", &clock{now: t0})
-	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}}, nil)
 	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
 	stopRun()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -324,7 +332,7 @@ func BenchmarkObjectSize(b *testing.B) {
 func TestOnlyTheSweeperCountsMembers(t *testing.T) {
 	client := newFakeClient()
 	r := startReporter(t, client, "n2", &clock{now: t0})
-	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Interface: "eth0", Services: []string{"default/web"}}})
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Interface: "eth0", Services: []string{"default/web"}}}, nil)
 	r.MembersChanged([]string{"n1", "n2", "n3"})
 	waitStatus(t, client, "n2", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.AnnouncedAddresses == 1 })
 	writes := func() int {

@@ -75,8 +75,18 @@ type SpeakerStatusStatus struct {
 	AnnouncedAddresses  int `json:"announcedAddresses"`
 	EstablishedSessions int `json:"establishedSessions"`
 	// Announcements are the addresses this node attracts traffic for,
-	// sorted by address.
+	// sorted by address, except those BGPPools stands for.
 	Announcements []Announcement `json:"announcements,omitempty"`
+	// BGPPools are the bgp pools this node advertises, sorted by name. It
+	// advertises every address of such a pool whose Services all have
+	// externalTrafficPolicy Cluster, as does every node the pool selects,
+	// so those addresses are not listed one by one: the list would repeat
+	// on every node, grow with the cluster's addresses (past etcd's object
+	// limit at about 11,000) and cost every node a write per Service.
+	// Announcements lists the bgp addresses that depend on the node: those
+	// of Local Services (advertised where a ready endpoint is) and those
+	// announced from a kept config.
+	BGPPools []BGPPool `json:"bgpPools,omitempty"`
 	// BGPSessions are this node's sessions with the configured routers,
 	// sorted by peer name.
 	BGPSessions []BGPSession `json:"bgpSessions,omitempty"`
@@ -93,6 +103,14 @@ type Announcement struct {
 	// Services hold the address (several when it is shared), namespace/name.
 	Services []string `json:"services"`
 	// Since is when this node started announcing it.
+	Since metav1.Time `json:"since"`
+}
+
+// BGPPool is one bgp pool this node advertises.
+type BGPPool struct {
+	// Pool is the name of pools[] in ironlb-config.
+	Pool string `json:"pool"`
+	// Since is when this node started advertising it.
 	Since metav1.Time `json:"since"`
 }
 

@@ -75,12 +75,15 @@ type ServiceStatus struct {
 
 // SpeakerState is one node's speaker, from its SpeakerStatus.
 type SpeakerState struct {
-	Node          string                `json:"node"`
-	State         string                `json:"state"`
-	Reason        string                `json:"reason,omitempty"`
-	UpdateTime    metav1.Time           `json:"updateTime"`
-	Announcements int                   `json:"announcements"`
-	BGPSessions   []v1alpha1.BGPSession `json:"bgpSessions,omitempty"`
+	Node          string      `json:"node"`
+	State         string      `json:"state"`
+	Reason        string      `json:"reason,omitempty"`
+	UpdateTime    metav1.Time `json:"updateTime"`
+	Announcements int         `json:"announcements"`
+	// BGPPools are the bgp pools whose addresses of Cluster Services this
+	// node advertises, all of them (not counted in Announcements).
+	BGPPools    []string              `json:"bgpPools,omitempty"`
+	BGPSessions []v1alpha1.BGPSession `json:"bgpSessions,omitempty"`
 }
 
 // clock is the time ages are computed from; tests pin it.
@@ -174,10 +177,13 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		}
 	}
 
-	// Both lists are read in pages: in bgp mode every node's SpeakerStatus
-	// lists every address, and a single response would hold them all.
-	// announcers: "ip namespace/name" → nodes, from running speakers only.
+	// Both lists are read in pages: a cluster of thousands of nodes and
+	// Services would not fit one response.
+	// announcers: "ip namespace/name" → nodes, from running speakers only;
+	// poolAdvertisers: bgp pool → the nodes advertising its addresses of
+	// Cluster Services, which no SpeakerStatus lists one by one.
 	announcers := map[string][]string{}
+	poolAdvertisers := map[string][]string{}
 	err = eachListItem(ctx, func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return dyn.Resource(v1alpha1.SpeakerStatusResource).List(ctx, opts)
 	}, func(obj runtime.Object) error {
@@ -185,10 +191,14 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		if err != nil {
 			return fmt.Errorf("speakerstatus: %w", err)
 		}
-		st.Speakers = append(st.Speakers, SpeakerState{
+		speaker := SpeakerState{
 			Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
 			Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
-		})
+		}
+		for _, p := range s.Status.BGPPools {
+			speaker.BGPPools = append(speaker.BGPPools, p.Pool)
+		}
+		st.Speakers = append(st.Speakers, speaker)
 		if s.Status.State != v1alpha1.SpeakerRunning && s.Status.State != v1alpha1.SpeakerPartitioned {
 			return nil // it announces nothing
 		}
@@ -197,6 +207,9 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 				key := a.IP + " " + svc
 				announcers[key] = append(announcers[key], s.Name)
 			}
+		}
+		for _, p := range s.Status.BGPPools {
+			poolAdvertisers[p.Pool] = append(poolAdvertisers[p.Pool], s.Name)
 		}
 		return nil
 	})
@@ -217,6 +230,17 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
 
+	// An address with a Local Service among its holders is advertised only
+	// where the speakers list it; the others of a bgp pool wherever the
+	// pool is advertised.
+	heldByLocal := map[string]bool{}
+	for _, svc := range services {
+		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+			for _, ing := range svc.Status.LoadBalancer.Ingress {
+				heldByLocal[ing.IP] = true
+			}
+		}
+	}
 	inUse := map[netip.Addr]bool{}
 	for _, svc := range services {
 		row := ServiceStatus{Namespace: svc.Namespace, Name: svc.Name, AnnouncedBy: []string{}}
@@ -227,14 +251,18 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		for _, ing := range svc.Status.LoadBalancer.Ingress {
 			r := row
 			r.IP = ing.IP
+			nodes := announcers[ing.IP+" "+svc.Namespace+"/"+svc.Name]
 			if ip, err := netip.ParseAddr(ing.IP); err == nil {
 				inUse[ip] = true
 				if p := cfg.PoolFor(ip); p != nil {
 					r.Pool, r.Mode = p.Name, string(p.Mode)
+					if p.Mode == config.ModeBGP && !heldByLocal[ing.IP] {
+						nodes = append(slices.Clone(nodes), poolAdvertisers[p.Name]...)
+					}
 				}
 			}
-			if nodes := announcers[ing.IP+" "+svc.Namespace+"/"+svc.Name]; len(nodes) > 0 {
-				r.AnnouncedBy = slices.Sorted(slices.Values(nodes))
+			if len(nodes) > 0 {
+				r.AnnouncedBy = slices.Compact(slices.Sorted(slices.Values(nodes)))
 			}
 			st.Services = append(st.Services, r)
 		}
@@ -332,13 +360,14 @@ func printTables(w io.Writer, st *Status, now time.Time) error {
 			orDefault(s.Pool, "<none>"), orDefault(s.Mode, "<none>"), orDefault(strings.Join(s.AnnouncedBy, ","), "<none>"))
 	}
 
-	fmt.Fprintln(tw, "\nNODE\tSPEAKER\tANNOUNCING\tUPDATED")
+	fmt.Fprintln(tw, "\nNODE\tSPEAKER\tANNOUNCING\tBGP POOLS\tUPDATED")
 	for _, s := range st.Speakers {
 		state := s.State
 		if s.Reason != "" && s.State != string(v1alpha1.SpeakerRunning) {
 			state += ": " + s.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s ago\n", s.Node, state, s.Announcements, age(now, s.UpdateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s ago\n", s.Node, state, s.Announcements,
+			orDefault(strings.Join(s.BGPPools, ","), "<none>"), age(now, s.UpdateTime))
 	}
 
 	sessions := 0

@@ -58,6 +58,13 @@ func TestStatusGolden(t *testing.T) {
 	createLoadBalancer(t, cp.Client, "dev", "web", nil, "203.0.113.1", "2001:db8:200::1")
 	createLoadBalancer(t, cp.Client, "dev", "api", nil, "203.0.113.2")
 	createLoadBalancer(t, cp.Client, "prod", "db", nil, "198.51.100.64")
+	// A Local Service is advertised only from the nodes listing its
+	// address, although n1 advertises the rest of its pool.
+	cache := createLoadBalancer(t, cp.Client, "prod", "cache", nil, "198.51.100.65")
+	cache.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	if _, err := cp.Client.CoreV1().Services("prod").Update(ctx, cache, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	createLoadBalancer(t, cp.Client, "prod", "pending", nil)
 	createLoadBalancer(t, cp.Client, "prod", "other-lb", ptr.To("example.com/other"), "203.0.113.99")
 
@@ -77,26 +84,25 @@ func TestStatusGolden(t *testing.T) {
 
 	n1.SetAnnouncements([]v1alpha1.Announcement{
 		{IP: "203.0.113.1", Mode: "layer2", Interface: "eth0", Services: []string{"dev/web"}},
-		{IP: "198.51.100.64", Mode: "bgp", Services: []string{"prod/db"}},
-	})
+	}, []string{"routed"})
 	n1.SetBGPPeers(map[string]string{"tor1": "198.51.100.1", "tor2": "198.51.100.3"})
 	n1.SetBGPSession(v1alpha1.BGPSession{Peer: "tor1", Address: "198.51.100.1", State: v1alpha1.BGPEstablished, Reason: "established"})
 	n1.SetBGPSession(v1alpha1.BGPSession{Peer: "tor2", Address: "198.51.100.3", State: v1alpha1.BGPDown, Reason: "connection refused: nothing listens on the peer's BGP port"})
 	n2.SetAnnouncements([]v1alpha1.Announcement{
 		{IP: "203.0.113.2", Mode: "layer2", Interface: "eth0", Services: []string{"dev/api"}},
 		{IP: "2001:db8:200::1", Mode: "layer2", Interface: "eth0", Services: []string{"dev/web"}},
-		{IP: "198.51.100.64", Mode: "bgp", Services: []string{"prod/db"}},
-	})
+		{IP: "198.51.100.65", Mode: "bgp", Services: []string{"prod/cache"}},
+	}, []string{"routed"})
 	// n3 announced too, then stopped: a stopped speaker announces nothing.
-	n3.SetAnnouncements([]v1alpha1.Announcement{{IP: "198.51.100.64", Mode: "bgp", Services: []string{"prod/db"}}})
-	waitSpeaker(t, dyn, "n3", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
+	n3.SetAnnouncements([]v1alpha1.Announcement{{IP: "198.51.100.65", Mode: "bgp", Services: []string{"prod/cache"}}}, []string{"routed"})
+	waitSpeaker(t, dyn, "n3", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 && len(s.Status.BGPPools) == 1 })
 	stopN3()
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	n3.Stop(stopCtx)
 
 	waitSpeaker(t, dyn, "n1", func(s *v1alpha1.SpeakerStatus) bool {
-		return len(s.Status.Announcements) == 2 && len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[1].State == v1alpha1.BGPDown
+		return len(s.Status.Announcements) == 1 && len(s.Status.BGPPools) == 1 && len(s.Status.BGPSessions) == 2 && s.Status.BGPSessions[1].State == v1alpha1.BGPDown
 	})
 	waitSpeaker(t, dyn, "n2", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 3 })
 	waitSpeaker(t, dyn, "n3", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerStopped })
@@ -128,7 +134,7 @@ func TestStatusGolden(t *testing.T) {
 	}
 }
 
-func createLoadBalancer(t *testing.T, client kubernetes.Interface, ns, name string, class *string, ips ...string) {
+func createLoadBalancer(t *testing.T, client kubernetes.Interface, ns, name string, class *string, ips ...string) *v1.Service {
 	t.Helper()
 	ctx := t.Context()
 	svc := &v1.Service{
@@ -141,14 +147,16 @@ func createLoadBalancer(t *testing.T, client kubernetes.Interface, ns, name stri
 		t.Fatal(err)
 	}
 	if len(ips) == 0 {
-		return
+		return created
 	}
 	for _, ip := range ips {
 		created.Status.LoadBalancer.Ingress = append(created.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip, IPMode: ptr.To(v1.LoadBalancerIPModeVIP)})
 	}
-	if _, err := client.CoreV1().Services(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	updated, err := client.CoreV1().Services(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	return updated
 }
 
 func startStatusReporter(t *testing.T, dyn dynamic.Interface, meta metadata.Interface, node string, now func() time.Time) *report.Reporter {

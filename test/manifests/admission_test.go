@@ -49,6 +49,10 @@ func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
 		}
 		return s
 	}
+	withBGPPool := func(s *v1alpha1.SpeakerStatus) *v1alpha1.SpeakerStatus {
+		s.Status.BGPPools = []v1alpha1.BGPPool{{Pool: "routed", Since: metav1.Now()}}
+		return s
+	}
 	// write creates s, or updates it to s over what is there.
 	write := func(client dynamic.ResourceInterface, s *v1alpha1.SpeakerStatus) error {
 		u, err := v1alpha1.ToUnstructured(s)
@@ -93,6 +97,7 @@ func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
 		{"n2's own object, created by an admin", admin, status("n2", v1alpha1.SpeakerRunning, "", true), true},
 		{"n1 rewrites n2's announcements", as("n1"), status("n2", v1alpha1.SpeakerRunning, "", false), false},
 		{"n1 marks n2 Unreachable with announcements left", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", true), false},
+		{"n1 marks n2 Unreachable with a bgp pool left", as("n1"), withBGPPool(status("n2", v1alpha1.SpeakerUnreachable, "n1", false)), false},
 		{"n1 marks n2 Unreachable in n3's name", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n3", false), false},
 		{"n1 marks n2 Unreachable, emptied, by itself", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", false), true},
 		{"n1 marks n2 again once it is no longer Running", as("n1"), status("n2", v1alpha1.SpeakerUnreachable, "n1", false), false},
