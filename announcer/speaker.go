@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -269,9 +271,20 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		opts.Informers = NewInformers(client, opts.ConfigNamespace, opts.ConfigName)
 	}
 	factory, cmFactory, keptFactory := opts.Informers.cluster, opts.Informers.config, opts.Informers.kept
-	svcInformer := factory.Core().V1().Services()
-	sliceInformer := factory.Discovery().V1().EndpointSlices()
-	nodeInformer := factory.Core().V1().Nodes()
+	// The cluster-wide caches go without client-go's namespace index: no
+	// lookup here lists by namespace, and at 10,000 Services and 20,000
+	// EndpointSlices the index is a few MiB. A Local Service's ready nodes
+	// are read per Service (byServiceIndex), not from its namespace's
+	// slices.
+	svcInformer := factory.InformerFor(&v1.Service{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewServiceInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
+	})
+	sliceInformer := factory.InformerFor(&discoveryv1.EndpointSlice{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return discoveryinformers.NewEndpointSliceInformer(c, metav1.NamespaceAll, resync, cache.Indexers{byServiceIndex: sliceService})
+	})
+	nodeInformer := factory.InformerFor(&v1.Node{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewNodeInformer(c, resync, cache.Indexers{})
+	})
 	cmInformer := cmFactory.Core().V1().ConfigMaps()
 	keptInformer := keptFactory.Core().V1().ConfigMaps()
 
@@ -287,14 +300,14 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		client:     client,
 		members:    members,
 		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
-		services:   svcInformer.Lister(),
-		sliceIndex: sliceInformer.Informer().GetIndexer(),
-		nodes:      nodeInformer.Lister(),
+		services:   corelisters.NewServiceLister(svcInformer.GetIndexer()),
+		sliceIndex: sliceInformer.GetIndexer(),
+		nodes:      corelisters.NewNodeLister(nodeInformer.GetIndexer()),
 		configMaps: cmInformer.Lister(),
 		keptMaps:   keptInformer.Lister(),
 		factories:  []informers.SharedInformerFactory{factory, cmFactory, keptFactory},
-		synced: []cache.InformerSynced{svcInformer.Informer().HasSynced, sliceInformer.Informer().HasSynced,
-			nodeInformer.Informer().HasSynced, cmInformer.Informer().HasSynced, keptInformer.Informer().HasSynced},
+		synced: []cache.InformerSynced{svcInformer.HasSynced, sliceInformer.HasSynced,
+			nodeInformer.HasSynced, cmInformer.Informer().HasSynced, keptInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
 		kept:             &config.Kept{},
@@ -305,13 +318,10 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		nodesChanged:     make(chan struct{}, 1),
 	}
 	for informer, slim := range map[cache.SharedIndexInformer]cache.TransformFunc{
-		svcInformer.Informer(): slimService, sliceInformer.Informer(): slimEndpointSlice, nodeInformer.Informer(): slimNode,
+		svcInformer: slimService, sliceInformer: slimEndpointSlice, nodeInformer: slimNode,
 	} {
 		_ = informer.SetTransform(slim) // fails only once started
 	}
-	// A Local service's ready nodes are read per service, not by listing
-	// every slice of its namespace.
-	_ = sliceInformer.Informer().AddIndexers(cache.Indexers{byServiceIndex: sliceService})
 	// Only a change that can move an announcement costs a sync: Node
 	// heartbeats, ClusterIP Services and the EndpointSlices of Services
 	// that are not Local load balancers are the bulk of the events a
@@ -321,9 +331,9 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		matters  func(old, cur any) bool
 		key      func(obj any) string
 	}{
-		{svcInformer.Informer(), s.serviceChangeMatters, serviceQueueKey},
-		{sliceInformer.Informer(), s.sliceChangeMatters, sliceQueueKey},
-		{nodeInformer.Informer(), nodeChangeMatters, syncAll},
+		{svcInformer, s.serviceChangeMatters, serviceQueueKey},
+		{sliceInformer, s.sliceChangeMatters, sliceQueueKey},
+		{nodeInformer, nodeChangeMatters, syncAll},
 		{cmInformer.Informer(), anyChange, syncAll},
 		{keptInformer.Informer(), anyChange, syncAll},
 	} {
@@ -348,7 +358,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 			},
 		})
 	}
-	_, _ = nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.wakeJoin() },
 		UpdateFunc: func(old, cur any) {
 			if !nodeAddressesEqual(old.(*v1.Node), cur.(*v1.Node)) {
