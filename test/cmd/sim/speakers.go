@@ -26,6 +26,10 @@ type simulation struct {
 	tracker *tracker
 	mu      sync.Mutex
 	running map[string]*simSpeaker
+	// bgpAdvertised counts, per node, the bgp addresses its speaker
+	// advertises: every node advertises each one, so there is no owner to
+	// track, only whether each has caught up.
+	bgpAdvertised sync.Map // node → int
 }
 
 type simSpeaker struct {
@@ -65,7 +69,10 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 		var speaker *announcer.Speaker
 		opts := announcer.SpeakerOptions{
 			NodeName: name, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
-			Protocols: map[config.Mode]announcer.Protocol{config.ModeLayer2: recorder{node: name, tracker: sim.tracker}},
+			Protocols: map[config.Mode]announcer.Protocol{
+				config.ModeLayer2: recorder{node: name, tracker: sim.tracker},
+				config.ModeBGP:    bgpCounter{node: name, counts: &sim.bgpAdvertised},
+			},
 			Informers: shared,
 			LocalMeta: func() (membership.Meta, error) { return meta0, nil },
 		}
@@ -227,6 +234,40 @@ type recorder struct {
 func (r recorder) SetAnnounced(_ context.Context, want map[netip.Addr]string) error {
 	r.tracker.set(r.node, want)
 	return nil
+}
+
+// bgpCounter is a speaker's bgp protocol: it counts what the speaker
+// advertises.
+type bgpCounter struct {
+	node   string
+	counts *sync.Map
+}
+
+func (c bgpCounter) SetAnnounced(_ context.Context, want map[netip.Addr]string) error {
+	c.counts.Store(c.node, len(want))
+	return nil
+}
+
+// waitBGP waits until every running speaker advertises n bgp addresses.
+func (sim *simulation) waitBGP(ctx context.Context, n int, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		behind := 0
+		for name := range sim.alive() {
+			if got, _ := sim.bgpAdvertised.Load(name); got != n {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d speakers did not advertise the %d bgp addresses within %v", behind, n, bound)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // tracker knows who announces each address, and how long any address had

@@ -23,6 +23,7 @@ import (
 // prefix, speakers listen on loopback addresses of their own.
 var (
 	servicePrefix = netip.MustParsePrefix("2001:db8:5::/112")
+	bgpPrefix     = netip.MustParsePrefix("2001:db8:6::/112")
 	speakerBase   = netip.MustParseAddr("127.77.0.1")
 )
 
@@ -93,11 +94,7 @@ func (w *world) populate(ctx context.Context, client kubernetes.Interface, progr
 			return err
 		}
 	}
-	cfg := fmt.Sprintf("pools:\n- name: sim\n  addresses: [%s]\n", servicePrefix)
-	if _, err := client.CoreV1().ConfigMaps(config.DefaultNamespace).Create(ctx, &v1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: config.DefaultConfigMapName},
-		Data:       map[string]string{config.ConfigMapKey: cfg},
-	}, metav1.CreateOptions{}); err != nil {
+	if _, err := client.CoreV1().ConfigMaps(config.DefaultNamespace).Create(ctx, simConfig(false), metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	var jobs []func(context.Context) error
@@ -116,22 +113,40 @@ func (w *world) populate(ctx context.Context, client kubernetes.Interface, progr
 	return runJobs(ctx, jobs, 32, progress)
 }
 
-func (w *world) createService(ctx context.Context, client kubernetes.Interface, i int) error {
-	name := fmt.Sprintf("svc-%05d", i)
+// simConfig is ironlb-config: one layer2 pool, and with bgp a bgp pool
+// (no peers: the simulation records what each speaker would advertise).
+func simConfig(bgp bool) *v1.ConfigMap {
+	cfg := fmt.Sprintf("pools:\n- name: sim\n  addresses: [%s]\n", servicePrefix)
+	if bgp {
+		cfg += fmt.Sprintf("- name: sim-bgp\n  addresses: [%s]\n  mode: bgp\nbgp:\n  localASN: 64515\n", bgpPrefix)
+	}
+	return &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.DefaultConfigMapName, Namespace: config.DefaultNamespace},
+		Data: map[string]string{config.ConfigMapKey: cfg}}
+}
+
+// createLoadBalancer creates a LoadBalancer Service holding ip, as the
+// controller manager would leave it.
+func createLoadBalancer(ctx context.Context, client kubernetes.Interface, name string, ip netip.Addr, local bool) error {
 	svc := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
 			Selector: map[string]string{"app": name}, Ports: []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}}},
 	}
-	if w.local[i] {
+	if local {
 		svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 	}
 	created, err := client.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{})
 	if err != nil {
 		return err
 	}
-	created.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: w.addrs[i].String()}}
-	if _, err := client.CoreV1().Services(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	created.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
+	_, err = client.CoreV1().Services(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	return err
+}
+
+func (w *world) createService(ctx context.Context, client kubernetes.Interface, i int) error {
+	name := fmt.Sprintf("svc-%05d", i)
+	if err := createLoadBalancer(ctx, client, name, w.addrs[i], w.local[i]); err != nil {
 		return err
 	}
 	if !w.local[i] {
@@ -148,7 +163,7 @@ func (w *world) createService(ctx context.Context, client kubernetes.Interface, 
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 		})
 	}
-	_, err = client.DiscoveryV1().EndpointSlices(namespace).Create(ctx, sl, metav1.CreateOptions{})
+	_, err := client.DiscoveryV1().EndpointSlices(namespace).Create(ctx, sl, metav1.CreateOptions{})
 	return err
 }
 
