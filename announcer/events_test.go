@@ -80,10 +80,14 @@ func TestOnlyChangesThatCanMoveAnAnnouncementSync(t *testing.T) {
 		{"slice of no known service", s.sliceChangeMatters, nil, orphanSlice, false},
 	}
 	for _, tt := range tests {
-		// Slices reach the handlers as the informer keeps them.
+		// Services and slices reach the handlers as the informer keeps
+		// them.
 		for _, obj := range []*any{&tt.old, &tt.cur} {
-			if sl, ok := (*obj).(*discoveryv1.EndpointSlice); ok {
-				*obj, _ = slimEndpointSlice(sl)
+			switch o := (*obj).(type) {
+			case *discoveryv1.EndpointSlice:
+				*obj, _ = slimEndpointSlice(o)
+			case *v1.Service:
+				*obj, _ = slimService(o)
 			}
 		}
 		if got := tt.matters(tt.old, tt.cur); got != tt.want {

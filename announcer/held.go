@@ -5,10 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/tools/cache"
-
 	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/config"
 )
@@ -70,7 +66,7 @@ const serviceKeyPrefix = "service/"
 // layers (currentValid: the first is a valid ironlb-config), and returns
 // them as the election takes them, with the config layers announcing in
 // bgp mode.
-func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers, currentValid bool) ([]election.Address, []int) {
+func (s *Speaker) gatherHeld(services []*cachedService, layers config.Layers, currentValid bool) ([]election.Address, []int) {
 	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, holders: map[netip.Addr][]string{}, ofService: map[string][]netip.Addr{},
 		bgpLayers: map[int]int{}, layers: layers, currentValid: currentValid}
 	var addrs []election.Address
@@ -93,7 +89,7 @@ func (s *Speaker) gatherHeld(services []*v1.Service, layers config.Layers, curre
 // resolve is how ip, held by holders, is announced: the pool of the first
 // of held's config layers covering it; nil when none does or its mode has
 // no protocol.
-func (s *Speaker) resolve(ip netip.Addr, holders []*v1.Service, held *heldAddresses) *heldAddress {
+func (s *Speaker) resolve(ip netip.Addr, holders []*cachedService, held *heldAddresses) *heldAddress {
 	if len(holders) == 0 {
 		return nil
 	}
@@ -166,27 +162,22 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 // addressesOfService are the addresses the Service key holds, if ironlb
 // announces for it; none once it is gone.
 func (s *Speaker) addressesOfService(key string) ([]netip.Addr, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
-		return nil, nil // not a Service key; nothing holds it
-	}
-	svc, err := s.services.Services(ns).Get(name)
-	switch {
-	case apierrors.IsNotFound(err):
+	svc := s.serviceByKey(key)
+	if svc == nil || !svc.servedBy(s.opts.Filter) {
 		return nil, nil
-	case err != nil:
-		return nil, err
 	}
 	var out []netip.Addr
-	for ip := range addressesOf([]*v1.Service{svc}, s.opts.Filter) {
-		out = append(out, ip)
+	for _, ip := range svc.ips {
+		if !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
 	}
 	return out, nil
 }
 
 // servicesByKey are the Services named by keys that still exist.
-func (s *Speaker) servicesByKey(keys []string) []*v1.Service {
-	out := make([]*v1.Service, 0, len(keys))
+func (s *Speaker) servicesByKey(keys []string) []*cachedService {
+	out := make([]*cachedService, 0, len(keys))
 	for _, key := range keys {
 		if svc := s.serviceByKey(key); svc != nil {
 			out = append(out, svc)
@@ -195,15 +186,24 @@ func (s *Speaker) servicesByKey(keys []string) []*v1.Service {
 	return out
 }
 
-// serviceByKey is the Service namespace/name, or nil.
-func (s *Speaker) serviceByKey(key string) *v1.Service {
-	ns, name, err := cache.SplitMetaNamespaceKey(key)
-	if err != nil {
+// serviceByKey is the Service namespace/name as cached, or nil.
+func (s *Speaker) serviceByKey(key string) *cachedService {
+	obj, ok, err := s.services.GetByKey(key)
+	if err != nil || !ok {
 		return nil
 	}
-	svc, err := s.services.Services(ns).Get(name)
-	if err != nil {
-		return nil
-	}
+	svc, _ := obj.(*cachedService)
 	return svc
+}
+
+// allServices are every Service as cached.
+func (s *Speaker) allServices() []*cachedService {
+	objs := s.services.List()
+	out := make([]*cachedService, 0, len(objs))
+	for _, obj := range objs {
+		if svc, ok := obj.(*cachedService); ok {
+			out = append(out, svc)
+		}
+	}
+	return out
 }

@@ -12,7 +12,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
@@ -157,14 +156,14 @@ func waitForCaches(t *testing.T, s *Speaker, client kubernetes.Interface) {
 }
 
 func cachesHold(s *Speaker, svcs []v1.Service, sls []discoveryv1.EndpointSlice) bool {
-	cached, _ := s.services.List(labels.Everything())
-	if len(cached) != len(svcs) {
+	if len(s.allServices()) != len(svcs) {
 		return false
 	}
 	for i := range svcs {
-		c, err := s.services.Services(svcs[i].Namespace).Get(svcs[i].Name)
+		c := s.serviceByKey(svcs[i].Namespace + "/" + svcs[i].Name)
 		slim, _ := slimService(&svcs[i])
-		if err != nil || !reflect.DeepEqual(c.Spec, slim.(*v1.Service).Spec) || !reflect.DeepEqual(c.Status, slim.(*v1.Service).Status) {
+		want := slim.(*cachedService)
+		if c == nil || c.local != want.local || c.loadBalancer != want.loadBalancer || c.class != want.class || !slices.Equal(c.ips, want.ips) {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package announcer
 
 import (
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
@@ -9,7 +10,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/reference"
 
 	"github.com/ironlb/ironlb/config"
 )
@@ -22,11 +25,25 @@ func TestSlimObjectsKeepWhatTheSpeakerReads(t *testing.T) {
 		switch obj := k8sObj.(type) {
 		case *v1.Service:
 			slim, _ := slimService(obj)
-			if got, want := s.announcedView(slim), s.announcedView(obj); !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: slim view %+v, full %+v", obj.Name, got, want)
+			var want *announcedService
+			if s.opts.Filter.Serves(obj) && len(obj.Status.LoadBalancer.Ingress) > 0 {
+				want = &announcedService{local: obj.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal}
+				for _, ing := range obj.Status.LoadBalancer.Ingress {
+					want.ips = append(want.ips, netip.MustParseAddr(ing.IP))
+				}
 			}
-			if got := slim.(*v1.Service); got.UID != obj.UID || got.ResourceVersion != obj.ResourceVersion || got.Name != obj.Name || got.Namespace != obj.Namespace {
-				t.Errorf("%s: the slim copy lost its identity: %+v", obj.Name, got.ObjectMeta)
+			if got := s.announcedView(slim); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: slim view %+v, want %+v", obj.Name, got, want)
+			}
+			c := slim.(*cachedService)
+			key, err := cache.MetaNamespaceKeyFunc(c)
+			m, _ := meta.Accessor(c)
+			if err != nil || key != obj.Namespace+"/"+obj.Name || c.key() != key || m.GetUID() != obj.UID || m.GetResourceVersion() != obj.ResourceVersion {
+				t.Errorf("%s: the slim copy is keyed %q (%v), UID %q, resourceVersion %q", obj.Name, key, err, m.GetUID(), m.GetResourceVersion())
+			}
+			if ref, err := reference.GetReference(scheme.Scheme, c.eventTarget()); err != nil || ref.Kind != "Service" || ref.Name != obj.Name ||
+				ref.Namespace != obj.Namespace || ref.UID != obj.UID {
+				t.Errorf("%s: Events would name %+v (%v), not the Service", obj.Name, ref, err)
 			}
 		case *discoveryv1.EndpointSlice:
 			slim, _ := slimEndpointSlice(obj)

@@ -158,7 +158,7 @@ type Speaker struct {
 	members  Members
 	recorder record.EventRecorder
 
-	services   corelisters.ServiceLister
+	services   cache.Indexer // cachedService by namespace/name
 	sliceIndex cache.Indexer // EndpointSlices by their Service (byServiceIndex)
 	nodes      corelisters.NodeLister
 	configMaps corelisters.ConfigMapLister
@@ -300,7 +300,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		client:     client,
 		members:    members,
 		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
-		services:   corelisters.NewServiceLister(svcInformer.GetIndexer()),
+		services:   svcInformer.GetIndexer(),
 		sliceIndex: sliceInformer.GetIndexer(),
 		nodes:      corelisters.NewNodeLister(nodeInformer.GetIndexer()),
 		configMaps: cmInformer.Lister(),
@@ -416,19 +416,15 @@ func nodeChangeMatters(old, cur any) bool {
 // announcedView is what the speaker reads of a Service: nil when it
 // announces nothing for it.
 func (s *Speaker) announcedView(obj any) *announcedService {
-	svc, ok := obj.(*v1.Service)
-	if !ok || !s.opts.Filter.Serves(svc) || len(svc.Status.LoadBalancer.Ingress) == 0 {
+	svc, ok := obj.(*cachedService)
+	if !ok || !svc.servedBy(s.opts.Filter) || len(svc.ips) == 0 {
 		return nil
 	}
-	v := &announcedService{local: svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		v.ips = append(v.ips, ing.IP)
-	}
-	return v
+	return &announcedService{ips: svc.ips, local: svc.local}
 }
 
 type announcedService struct {
-	ips   []string
+	ips   []netip.Addr
 	local bool
 }
 
@@ -454,8 +450,8 @@ func (s *Speaker) sliceChangeMatters(old, cur any) bool {
 	if ref == nil {
 		return true
 	}
-	svc, err := s.services.Services(ref.namespace.Value()).Get(ref.service.Value())
-	if err != nil {
+	svc := s.serviceByKey(ref.namespace.Value() + "/" + ref.service.Value())
+	if svc == nil {
 		return false // its Service's own event syncs when it comes
 	}
 	if v := s.announcedView(svc); v == nil || !v.local {
@@ -591,13 +587,10 @@ func (s *Speaker) syncWith(ctx context.Context, gather bool) error {
 	}
 	var layers config.Layers
 	var currentValid bool
-	var services []*v1.Service
+	var services []*cachedService
 	if gather {
 		layers, currentValid = s.loadConfig()
-		var err error
-		if services, err = s.services.List(labels.Everything()); err != nil {
-			return err
-		}
+		services = s.allServices()
 	}
 	members := s.members.Alive()
 	memberCount.Set(float64(len(members)))
@@ -751,11 +744,11 @@ func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
 
 // localHolders are the services with externalTrafficPolicy Local among
 // holders, each with the nodes that have a ready endpoint of it.
-func (s *Speaker) localHolders(holders []*v1.Service) []election.LocalHolder {
+func (s *Speaker) localHolders(holders []*cachedService) []election.LocalHolder {
 	var out []election.LocalHolder
 	for _, svc := range holders {
-		if svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
-			out = append(out, election.LocalHolder{Key: svc.Namespace + "/" + svc.Name, Ready: s.readyNodes(svc)})
+		if svc.local {
+			out = append(out, election.LocalHolder{Key: svc.key(), Ready: s.readyNodes(svc)})
 		}
 	}
 	slices.SortFunc(out, func(a, b election.LocalHolder) int { return strings.Compare(a.Key, b.Key) })
@@ -763,8 +756,8 @@ func (s *Speaker) localHolders(holders []*v1.Service) []election.LocalHolder {
 }
 
 // readyNodes are the nodes with a ready endpoint of svc, sorted.
-func (s *Speaker) readyNodes(svc *v1.Service) []string {
-	objs, err := s.sliceIndex.ByIndex(byServiceIndex, svc.Namespace+"/"+svc.Name)
+func (s *Speaker) readyNodes(svc *cachedService) []string {
+	objs, err := s.sliceIndex.ByIndex(byServiceIndex, svc.key())
 	if err != nil {
 		return nil
 	}
@@ -1200,7 +1193,7 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
 		}
 		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Event(svc, v1.EventTypeNormal, "Announcing", msg)
+			s.recorder.Event(svc.eventTarget(), v1.EventTypeNormal, "Announcing", msg)
 		}
 	}
 	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
@@ -1241,7 +1234,7 @@ func (s *Speaker) reportKept(ips []netip.Addr, want map[netip.Addr]announcement)
 		a := want[ip]
 		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
 		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Eventf(svc, v1.EventTypeWarning, "AnnouncedFromKeptConfig",
+			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
 				"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
 				ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
 		}
@@ -1257,7 +1250,7 @@ func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcem
 		a := want[ip]
 		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
 		for _, svc := range s.servicesByKey(a.unserved) {
-			s.recorder.Eventf(svc, v1.EventTypeWarning, "NoLocalEndpoint",
+			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "NoLocalEndpoint",
 				"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
 				ip, s.opts.NodeName)
 		}
@@ -1267,25 +1260,23 @@ func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcem
 // addressesOf maps every load-balancer address of the services ironlb serves
 // to the services holding it. An address another implementation assigned is
 // never announced, even inside an ironlb pool.
-func addressesOf(services []*v1.Service, filter config.ClassFilter) map[netip.Addr][]*v1.Service {
-	out := map[netip.Addr][]*v1.Service{}
+func addressesOf(services []*cachedService, filter config.ClassFilter) map[netip.Addr][]*cachedService {
+	out := map[netip.Addr][]*cachedService{}
 	for _, svc := range services {
-		if !filter.Serves(svc) {
+		if !svc.servedBy(filter) {
 			continue
 		}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if ip, err := netip.ParseAddr(ing.IP); err == nil {
-				out[ip] = append(out[ip], svc)
-			}
+		for _, ip := range svc.ips {
+			out[ip] = append(out[ip], svc)
 		}
 	}
 	return out
 }
 
-func serviceKeys(svcs []*v1.Service) []string {
+func serviceKeys(svcs []*cachedService) []string {
 	keys := make([]string, 0, len(svcs))
 	for _, s := range svcs {
-		keys = append(keys, s.Namespace+"/"+s.Name)
+		keys = append(keys, s.key())
 	}
 	slices.Sort(keys)
 	return keys

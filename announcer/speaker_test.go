@@ -13,7 +13,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
@@ -315,11 +314,15 @@ func TestAddressesOfOnlyTheServicesIronLBServes(t *testing.T) {
 			Status:     v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}},
 		}
 	}
-	services := []*v1.Service{
+	var services []*cachedService
+	for _, svc := range []*v1.Service{
 		lb("classless", "203.0.113.10", nil),
 		lb("ours", "203.0.113.11", ptr.To(config.DefaultLoadBalancerClass)),
 		// Another implementation's address inside an ironlb pool.
 		lb("theirs", "203.0.113.12", ptr.To("metallb.io/metallb")),
+	} {
+		cached, _ := slimService(svc)
+		services = append(services, cached.(*cachedService))
 	}
 	tests := []struct {
 		name   string
@@ -479,8 +482,7 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		svcs, err := s.services.List(labels.Everything())
-		return len(svcs) == 4, err
+		return len(s.allServices()) == 4, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
