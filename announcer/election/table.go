@@ -141,10 +141,9 @@ type addrState struct {
 	Address
 	// Without Local holders the candidates are every selected node, and
 	// owner is kept as nodes come and go. With them,
-	// the candidates are among the nodes named by a holder (readyNodes),
-	// few enough to elect again on each change of one of them.
-	owner      ranked // among the candidates with an interface; none has one when zero
-	readyNodes map[string]bool
+	// the candidates are among the nodes named by a holder (their Ready
+	// lists), few enough to elect again on each change of one of them.
+	owner      ranked   // among the candidates with an interface; none has one when zero
 	candidates []string // with Local holders
 	generation uint64   // the latest Update that gave it
 }
@@ -312,11 +311,16 @@ func (t *Table) setNodes(nodes []Node) (removed, added []*Node) {
 	return removed, added
 }
 
+// touchesReady reports whether a node that changed has a ready endpoint of
+// one of a's Local holders. The holders' Ready lists are sorted; searching
+// them costs less memory than a set per address.
 func touchesReady(a *addrState, removed, added []*Node) bool {
 	for _, list := range [][]*Node{removed, added} {
 		for _, n := range list {
-			if a.readyNodes[n.Name] {
-				return true
+			for _, h := range a.Local {
+				if _, ok := slices.BinarySearch(h.Ready, n.Name); ok {
+					return true
+				}
 			}
 		}
 	}
@@ -345,7 +349,7 @@ func (t *Table) absorb(a *addrState, removed, added []*Node) (full bool, weighed
 // elect runs a's election over every node that may be a candidate.
 func (t *Table) elect(a *addrState) {
 	a.owner = ranked{}
-	a.readyNodes, a.candidates = nil, nil
+	a.candidates = nil
 	consider := func(n *Node) {
 		if n.InterfaceFor(a.IP, a.Pool.Interfaces) != "" {
 			a.owner = a.owner.max(ranked{name: n.Name, score: weight(n.Name, a.IP)})
@@ -359,12 +363,10 @@ func (t *Table) elect(a *addrState) {
 		}
 		return
 	}
-	a.readyNodes = map[string]bool{}
 	served := map[string]int{}
 	best := 0
 	for _, h := range a.Local {
 		for _, name := range h.Ready {
-			a.readyNodes[name] = true
 			if n := t.nodes[name]; n != nil && selects(a.Pool, n) {
 				served[name]++
 				best = max(best, served[name])
