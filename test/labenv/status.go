@@ -20,9 +20,11 @@ type PluginStatus struct {
 		AnnouncedBy []string `json:"announcedBy"`
 	} `json:"services"`
 	Speakers []struct {
-		Node        string `json:"node"`
-		State       string `json:"state"`
-		BGPSessions []struct {
+		Node          string   `json:"node"`
+		State         string   `json:"state"`
+		Announcements int      `json:"announcements"`
+		BGPPools      []string `json:"bgpPools"`
+		BGPSessions   []struct {
 			Peer  string `json:"peer"`
 			State string `json:"state"`
 		} `json:"bgpSessions"`
