@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -31,7 +30,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/ironlb/ironlb/announcer/bgp"
 	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/announcer/report"
@@ -141,13 +139,6 @@ func NewInformers(client kubernetes.Interface, configNamespace, configName strin
 		config: oneConfigMap(configName), kept: oneConfigMap(config.LastGoodName(configName))}
 }
 
-// joinRetry is how soon unanswered speakers are contacted again; it backs
-// off to joinRetryMax while some stay silent.
-const (
-	joinRetry    = time.Second
-	joinRetryMax = 30 * time.Second
-)
-
 // Speaker is the per-node controller. It is level-triggered: every change
 // that can move an announcement enqueues one key, and a sync gathers the
 // whole desired state; the election (election.Table) then redoes only what
@@ -213,17 +204,6 @@ type Speaker struct {
 	down *standingDown
 }
 
-// bgpInputs is everything the BGP sessions depend on.
-type bgpInputs struct {
-	cfg      *config.BGP
-	labels   map[string]string
-	routerID netip.Addr
-}
-
-func (in *bgpInputs) same(other *bgpInputs) bool {
-	return other != nil && in.cfg == other.cfg && maps.Equal(in.labels, other.labels) && in.routerID == other.routerID
-}
-
 // announcement is one address this node announces.
 type announcement struct {
 	mode     config.Mode
@@ -253,13 +233,6 @@ const (
 	syncKey    = "all"
 	membersKey = "members"
 	bgpKey     = "bgp"
-)
-
-// How a failed BGP configuration is retried: from bgpRetryMin, doubling,
-// up to bgpRetryMax.
-const (
-	bgpRetryMin = time.Second
-	bgpRetryMax = time.Minute
 )
 
 // NewSpeaker wires informers; Run starts them.
@@ -367,110 +340,6 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		},
 	})
 	return s
-}
-
-func anyChange(_, _ any) bool { return true }
-
-// The queue key an object's change syncs: a Service or EndpointSlice its
-// Service alone, anything else everything.
-func syncAll(any) string { return syncKey }
-
-func serviceQueueKey(obj any) string {
-	key, err := cache.MetaNamespaceKeyFunc(obj)
-	if err != nil {
-		return syncKey
-	}
-	return serviceKeyPrefix + key
-}
-
-func sliceQueueKey(obj any) string {
-	keys, _ := sliceService(obj)
-	if len(keys) != 1 {
-		return syncKey
-	}
-	return serviceKeyPrefix + keys[0]
-}
-
-// byServiceIndex indexes EndpointSlices by their Service, namespace/name.
-const byServiceIndex = "service"
-
-func sliceService(obj any) ([]string, error) {
-	sl, ok := obj.(*endpointSliceNodes)
-	if !ok || sl.service.Value() == "" {
-		return nil, nil
-	}
-	return []string{sl.namespace.Value() + "/" + sl.service.Value()}, nil
-}
-
-// nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
-// BGP peers) or addresses (router ID) changed; not a status heartbeat.
-func nodeChangeMatters(old, cur any) bool {
-	o, ok1 := old.(*v1.Node)
-	c, ok2 := cur.(*v1.Node)
-	if !ok1 || !ok2 {
-		return true
-	}
-	return !maps.Equal(o.Labels, c.Labels) || !nodeAddressesEqual(o, c) || o.UID != c.UID
-}
-
-// announcedView is what the speaker reads of a Service: nil when it
-// announces nothing for it.
-func (s *Speaker) announcedView(obj any) *announcedService {
-	svc, ok := obj.(*cachedService)
-	if !ok || !svc.servedBy(s.opts.Filter) || len(svc.ips) == 0 {
-		return nil
-	}
-	return &announcedService{ips: svc.ips, local: svc.local}
-}
-
-type announcedService struct {
-	ips   []netip.Addr
-	local bool
-}
-
-// serviceChangeMatters: a Service ironlb announces for came, went, or
-// changed its addresses or traffic policy.
-func (s *Speaker) serviceChangeMatters(old, cur any) bool {
-	o, c := s.announcedView(old), s.announcedView(cur)
-	if o == nil || c == nil {
-		return o != c
-	}
-	return o.local != c.local || !slices.Equal(o.ips, c.ips)
-}
-
-// sliceChangeMatters: an EndpointSlice of a Local Service ironlb announces
-// for, whose endpoints' nodes or readiness changed.
-func (s *Speaker) sliceChangeMatters(old, cur any) bool {
-	o, _ := old.(*endpointSliceNodes)
-	c, _ := cur.(*endpointSliceNodes)
-	ref := c
-	if ref == nil {
-		ref = o
-	}
-	if ref == nil {
-		return true
-	}
-	svc := s.serviceByKey(ref.namespace.Value() + "/" + ref.service.Value())
-	if svc == nil {
-		return false // its Service's own event syncs when it comes
-	}
-	if v := s.announcedView(svc); v == nil || !v.local {
-		return false
-	}
-	return o == nil || c == nil || !slices.Equal(o.ready, c.ready) // handles compare as their strings do
-}
-
-// readyOnNodes lists the nodes with a ready endpoint of sl, sorted, each
-// once.
-func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
-	var nodes []string
-	for _, ep := range sl.Endpoints {
-		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-			nodes = append(nodes, *ep.NodeName)
-		}
-	}
-	slices.Sort(nodes)
-	return slices.Compact(nodes)
 }
 
 // Run serves until ctx ends, then withdraws every announcement.
@@ -769,311 +638,6 @@ func (s *Speaker) readyNodes(svc *cachedService) []string {
 	return slices.Compact(nodes)
 }
 
-// Ready reports whether the speaker serves: its caches are synced and it has
-// joined the other speakers, so it announces what it should. A rolling
-// update waits for it before restarting the next node's speaker.
-func (s *Speaker) Ready() bool {
-	return s.hasJoined()
-}
-
-func (s *Speaker) hasJoined() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.joined
-}
-
-// joinLoop contacts the speakers of every node this one does not know yet,
-// off the sync path (a join to a silent address blocks for seconds). It
-// marks the speaker joined once all answered or the join grace is over.
-func (s *Speaker) joinLoop(ctx context.Context) {
-	grace := time.NewTimer(s.joinGrace())
-	defer grace.Stop()
-	retry := joinRetry
-	for {
-		missing := s.joinNodes()
-		switch {
-		case s.hasJoined():
-		case missing == 0:
-			s.markJoined("met every speaker")
-		case len(s.members.Alive()) > 1:
-			// Another speaker joined this one meanwhile; a node that stays
-			// silent is down as far as that member's view goes.
-			s.markJoined("joined the cluster")
-		}
-		wait := joinRetryMax
-		if missing > 0 {
-			wait, retry = retry, min(2*retry, joinRetryMax)
-		} else {
-			retry = joinRetry
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-grace.C:
-			if !s.hasJoined() {
-				s.markJoined("join grace over; some nodes' speakers did not answer")
-			}
-		case <-s.nodesChanged:
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (s *Speaker) markJoined(why string) {
-	s.mu.Lock()
-	s.joined = true
-	s.mu.Unlock()
-	klog.InfoS("Announcing from now on", "reason", why, "members", len(s.members.Alive()))
-	s.queue.Add(syncKey)
-}
-
-func (s *Speaker) joinGrace() time.Duration {
-	if s.opts.JoinGrace > 0 {
-		return s.opts.JoinGrace
-	}
-	return 10 * time.Second
-}
-
-// joinNodes asks membership to contact node speakers it does not know yet,
-// and returns how many stay unknown. Nodes are found from the Node list:
-// their InternalIP. A node without a speaker (not running yet, or excluded
-// from the DaemonSet) counts as unknown until the join grace ends.
-//
-// Up to joinFanout of them, picked at random, are contacted at once: one
-// join to a node that is down waits out a TCP timeout, and the other
-// speakers elect this one as soon as any join reaches them, so this speaker
-// announces from the first answer on, not after the slowest. More at once
-// would not help: one answer brings the whole cluster's view (a push-pull
-// of every member's state), and a starting speaker contacting all of a
-// thousand nodes would pull that view a thousand times. Until one answers,
-// each failed contact is replaced by the next node; once joined, the
-// others are contacted on the next rounds, if still unknown by then.
-func (s *Speaker) joinNodes() int {
-	nodes, err := s.nodes.List(labels.Everything())
-	if err != nil {
-		return 0
-	}
-	addrs := s.unknownAddresses(nodes)
-	if len(addrs) == 0 {
-		return 0
-	}
-	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
-	answered := make(chan bool, len(addrs))
-	inFlight, next := 0, 0
-	contact := func() {
-		addr := addrs[next]
-		next++
-		inFlight++
-		go func() {
-			n, err := s.members.Join([]string{addr})
-			if err != nil {
-				klog.V(2).InfoS("A speaker did not answer yet", "address", addr, "err", err)
-			}
-			answered <- err == nil && n > 0
-		}()
-	}
-	for next < len(addrs) && inFlight < joinFanout {
-		contact()
-	}
-	// A speaker that has not joined yet replaces each contact that fails
-	// with the next node until one answers: many nodes may run no speaker
-	// (a DaemonSet with a nodeSelector), and it must not announce alone.
-	// One that has joined contacts one window per round.
-	seeking := !s.hasJoined()
-	missing := len(addrs)
-	for inFlight > 0 {
-		ok := <-answered
-		inFlight--
-		if ok {
-			missing--
-			if !s.hasJoined() {
-				// Joining one member syncs its whole view of the cluster.
-				s.markJoined("joined the cluster")
-			}
-		}
-		if seeking && !s.hasJoined() && next < len(addrs) {
-			contact()
-		}
-	}
-	if missing < len(addrs) {
-		// The answers brought the others' views: count again.
-		missing = len(s.unknownAddresses(nodes))
-	}
-	return missing
-}
-
-// joinFanout bounds the speakers a join round contacts at once.
-const joinFanout = 8
-
-// unknownAddresses are the InternalIPs of the nodes that are not members.
-func (s *Speaker) unknownAddresses(nodes []*v1.Node) []string {
-	known := map[string]bool{}
-	for _, m := range s.members.Alive() {
-		known[m.Name] = true
-	}
-	var addrs []string
-	for _, n := range nodes {
-		if known[n.Name] {
-			continue
-		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == v1.NodeInternalIP {
-				addrs = append(addrs, a.Address)
-				break
-			}
-		}
-	}
-	return addrs
-}
-
-// retryBGP configures BGP again after a failure, and schedules the next try
-// if it fails again.
-func (s *Speaker) retryBGP(ctx context.Context) {
-	s.mu.Lock()
-	section := s.bgpSection
-	s.mu.Unlock()
-	if err := s.configureBGP(ctx, section, true); err != nil {
-		s.scheduleBGPRetry(err)
-		return
-	}
-	s.bgpRetryDelay = 0
-}
-
-func (s *Speaker) scheduleBGPRetry(err error) {
-	s.bgpRetryDelay = min(max(2*s.bgpRetryDelay, bgpRetryMin), bgpRetryMax)
-	klog.ErrorS(err, "Configuring BGP sessions failed; retrying", "retryIn", s.bgpRetryDelay)
-	s.queue.AddAfter(bgpKey, s.bgpRetryDelay)
-}
-
-// configureBGP hands the BGP protocol the bgp section, this node's labels
-// and its router ID when one of them changed, or when retry asks to try a
-// failed configuration again. Peer passwords are read from their Secrets
-// then: rotating a password means touching the config. A peer whose
-// password cannot be read is left out and reported (its session state and
-// a BGPSessionDown Event) until a retry reads it.
-func (s *Speaker) configureBGP(ctx context.Context, section *config.BGP, retry bool) error {
-	if s.opts.BGP == nil {
-		return nil
-	}
-	s.mu.Lock()
-	s.bgpSection = section
-	s.mu.Unlock()
-	node, err := s.nodes.Get(s.opts.NodeName)
-	if err != nil {
-		return fmt.Errorf("this node's object: %w", err)
-	}
-	in := &bgpInputs{cfg: section, labels: node.Labels, routerID: nodeIPv4(node)}
-	if in.same(s.bgpApplied) || (!retry && in.same(s.bgpFailed)) {
-		return nil // applied, or failed with its retry already scheduled
-	}
-	passwords := map[string]string{}
-	var errs []error
-	if in.cfg != nil {
-		for _, p := range in.cfg.Peers {
-			if p.PasswordSecretRef == nil {
-				continue
-			}
-			secret, err := s.client.CoreV1().Secrets(s.opts.ConfigNamespace).Get(ctx, p.PasswordSecretRef.Name, metav1.GetOptions{})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("peer %s: password Secret %s/%s: %w", p.Name, s.opts.ConfigNamespace, p.PasswordSecretRef.Name, err))
-				continue
-			}
-			passwords[p.Name] = string(secret.Data[p.PasswordSecretRef.Key])
-		}
-	}
-	// The reporter learns the peers first: it drops session events about
-	// peers it does not know.
-	if s.opts.Status != nil {
-		s.opts.Status.SetBGPPeers(peersOf(in.cfg, in.labels))
-	}
-	if err := s.opts.BGP.SetConfig(ctx, in.cfg, s.opts.NodeName, in.labels, passwords, in.routerID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		s.bgpApplied, s.bgpFailed = nil, in
-		return err
-	}
-	s.bgpApplied, s.bgpFailed = in, nil
-	return nil
-}
-
-// peersOf names the peers this node has sessions with, and their addresses.
-func peersOf(cfg *config.BGP, nodeLabels map[string]string) map[string]string {
-	peers := map[string]string{}
-	if cfg == nil {
-		return peers
-	}
-	for _, p := range cfg.Peers {
-		if p.Selects(labels.Set(nodeLabels)) {
-			peers[p.Name] = p.Address.String()
-		}
-	}
-	return peers
-}
-
-func nodeIPv4(node *v1.Node) netip.Addr {
-	for _, a := range node.Status.Addresses {
-		if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == v1.NodeInternalIP && ip.Is4() {
-			return ip
-		}
-	}
-	return netip.Addr{}
-}
-
-// AdvertisementOf is how ip is advertised in bgp mode: as the first config
-// layer covering it says. That is the bgp section in force for the valid
-// ironlb-config's pools; a held address that only a kept config covers
-// keeps that config's own advertisement (communities, LOCAL_PREF,
-// aggregation), as the config it was announced under said, whatever the
-// section in force says of pools it does not know.
-func (s *Speaker) AdvertisementOf(ip netip.Addr, inForce *config.BGP) *config.BGPAdvertisement {
-	s.mu.Lock()
-	layers := s.layers
-	s.mu.Unlock()
-	p, i := layers.PoolFor(ip)
-	switch {
-	case p == nil:
-		return nil
-	case layers[i].BGP != nil:
-		return layers[i].BGP.AdvertisementFor(p.Name)
-	case inForce != nil:
-		return inForce.AdvertisementFor(p.Name)
-	}
-	return nil
-}
-
-// BGPSessionChanged records a BGP session going up or down: a metric, a log
-// line and an Event on this node with the reason.
-func (s *Speaker) BGPSessionChanged(peer string, up bool, reason string) {
-	value, eventType, what := 0.0, v1.EventTypeWarning, "BGPSessionDown"
-	if up {
-		value, eventType, what = 1, v1.EventTypeNormal, "BGPSessionUp"
-	}
-	bgpSessionUp.WithLabelValues(peer, s.opts.NodeName).Set(value)
-	klog.InfoS("BGP session changed", "peer", peer, "up", up, "reason", reason)
-	s.reportSession(peer, up, reason)
-	if reason == bgp.ReasonConnecting {
-		return // a peer just configured is connecting, not down: no Warning
-	}
-	s.nodeEvent(eventType, what, "BGP session with %s on %s: %s", peer, s.opts.NodeName, reason)
-}
-
-// reportSession hands a session change to the status reporter, with the
-// peer's address from the config in force.
-func (s *Speaker) reportSession(peer string, up bool, reason string) {
-	if s.opts.Status == nil {
-		return
-	}
-	session := v1alpha1.BGPSession{Peer: peer, State: v1alpha1.BGPDown, Reason: reason}
-	switch {
-	case up:
-		session.State = v1alpha1.BGPEstablished
-	case reason == bgp.ReasonConnecting:
-		session.State = v1alpha1.BGPConnecting
-	}
-	s.opts.Status.SetBGPSession(session)
-}
-
 // nodeEvent records an Event on this node.
 func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
 	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, UID: s.NodeUID(), APIVersion: "v1"}
@@ -1086,11 +650,6 @@ func (s *Speaker) NodeUID() types.UID {
 		return n.UID
 	}
 	return ""
-}
-
-// BGPPeerRemoved forgets a peer this node no longer talks to.
-func (s *Speaker) BGPPeerRemoved(peer string) {
-	bgpSessionUp.DeleteLabelValues(peer, s.opts.NodeName)
 }
 
 // loadConfig parses ironlb-config and the kept configs when they changed,
@@ -1151,112 +710,6 @@ func (s *Speaker) loadConfig() (config.Layers, bool) {
 	return s.layers, s.cfg != nil
 }
 
-// recordChanges logs, counts and reports ownership changes on this node.
-// Its cost grows with what this node announces, not with the Services.
-func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
-	s.mu.Lock()
-	before := s.announced
-	s.announced = want
-	s.mu.Unlock()
-	var acquired, kept, unserved []netip.Addr
-	keptCount := 0
-	for ip, a := range want {
-		prev, had := before[ip]
-		if !had || prev.iface != a.iface || prev.mode != a.mode {
-			acquired = append(acquired, ip)
-		}
-		if a.fromKept {
-			keptCount++
-			if !had || !prev.fromKept || prev.pool != a.pool {
-				kept = append(kept, ip)
-			}
-		}
-		if len(a.unserved) > 0 && (!had || !slices.Equal(prev.unserved, a.unserved)) {
-			unserved = append(unserved, ip)
-		}
-	}
-	for _, ip := range slices.SortedFunc(slices.Values(acquired), netip.Addr.Compare) {
-		a := want[ip]
-		ownershipChanges.WithLabelValues("acquired").Inc()
-		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
-		if a.wholePool {
-			// Every node the pool selects advertises it: an Event from each
-			// would cost the API a write per node per Service, and say
-			// nothing about this node.
-			continue
-		}
-		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
-		switch {
-		case a.mode == config.ModeBGP:
-			msg = fmt.Sprintf("%s announces %s to its BGP peers (bgp)", s.opts.NodeName, ip)
-		case a.iface == "":
-			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
-		}
-		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Event(svc.eventTarget(), v1.EventTypeNormal, "Announcing", msg)
-		}
-	}
-	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
-	keptAddresses.Set(float64(keptCount))
-	s.reportUnserved(slices.SortedFunc(slices.Values(unserved), netip.Addr.Compare), want)
-	for ip, a := range before {
-		if _, still := want[ip]; !still {
-			ownershipChanges.WithLabelValues("released").Inc()
-			klog.InfoS("Stopped announcing", "ip", ip, "interface", a.iface, "mode", a.mode)
-		}
-	}
-	if s.opts.Status != nil {
-		s.opts.Status.SetAnnouncements(statusOf(want))
-	}
-}
-
-// statusOf is what a node's SpeakerStatus says it announces: each address,
-// except the bgp addresses every selected node advertises alike, which are
-// named by their pools.
-func statusOf(want map[netip.Addr]announcement) ([]v1alpha1.Announcement, []string) {
-	list := make([]v1alpha1.Announcement, 0, len(want))
-	pools := map[string]bool{}
-	for ip, a := range want {
-		if a.wholePool {
-			pools[a.pool] = true
-			continue
-		}
-		list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
-	}
-	return list, slices.Sorted(maps.Keys(pools))
-}
-
-// reportKept says, once per address (ips: those that began being announced
-// from a kept config), a Warning on its services and a log line. Nothing is
-// withdrawn for it: the address is held until its service releases it.
-func (s *Speaker) reportKept(ips []netip.Addr, want map[netip.Addr]announcement) {
-	for _, ip := range ips {
-		a := want[ip]
-		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
-		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
-				"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
-				ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
-		}
-	}
-}
-
-// reportUnserved warns, once per change (ips), the services sharing an
-// address with externalTrafficPolicy Local whose traffic this node drops:
-// no node has a ready endpoint of every service holding the address, and
-// this one serves the most of them.
-func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcement) {
-	for _, ip := range ips {
-		a := want[ip]
-		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
-		for _, svc := range s.servicesByKey(a.unserved) {
-			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "NoLocalEndpoint",
-				"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
-				ip, s.opts.NodeName)
-		}
-	}
-}
-
 // addressesOf maps every load-balancer address of the services ironlb serves
 // to the services holding it. An address another implementation assigned is
 // never announced, even inside an ironlb pool.
@@ -1280,15 +733,4 @@ func serviceKeys(svcs []*cachedService) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func (s *Speaker) wakeJoin() {
-	select {
-	case s.nodesChanged <- struct{}{}:
-	default:
-	}
-}
-
-func nodeAddressesEqual(a, b *v1.Node) bool {
-	return slices.Equal(a.Status.Addresses, b.Status.Addresses)
 }

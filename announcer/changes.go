@@ -1,0 +1,122 @@
+package announcer
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Which informer changes cost a sync, and under which queue key: only those
+// that can move an announcement.
+
+func anyChange(_, _ any) bool { return true }
+
+// The queue key an object's change syncs: a Service or EndpointSlice its
+// Service alone, anything else everything.
+func syncAll(any) string { return syncKey }
+
+func serviceQueueKey(obj any) string {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return syncKey
+	}
+	return serviceKeyPrefix + key
+}
+
+func sliceQueueKey(obj any) string {
+	keys, _ := sliceService(obj)
+	if len(keys) != 1 {
+		return syncKey
+	}
+	return serviceKeyPrefix + keys[0]
+}
+
+// byServiceIndex indexes EndpointSlices by their Service, namespace/name.
+const byServiceIndex = "service"
+
+func sliceService(obj any) ([]string, error) {
+	sl, ok := obj.(*endpointSliceNodes)
+	if !ok || sl.service.Value() == "" {
+		return nil, nil
+	}
+	return []string{sl.namespace.Value() + "/" + sl.service.Value()}, nil
+}
+
+// nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
+// BGP peers) or addresses (router ID) changed; not a status heartbeat.
+func nodeChangeMatters(old, cur any) bool {
+	o, ok1 := old.(*v1.Node)
+	c, ok2 := cur.(*v1.Node)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !maps.Equal(o.Labels, c.Labels) || !nodeAddressesEqual(o, c) || o.UID != c.UID
+}
+
+// announcedView is what the speaker reads of a Service: nil when it
+// announces nothing for it.
+func (s *Speaker) announcedView(obj any) *announcedService {
+	svc, ok := obj.(*cachedService)
+	if !ok || !svc.servedBy(s.opts.Filter) || len(svc.ips) == 0 {
+		return nil
+	}
+	return &announcedService{ips: svc.ips, local: svc.local}
+}
+
+type announcedService struct {
+	ips   []netip.Addr
+	local bool
+}
+
+// serviceChangeMatters: a Service ironlb announces for came, went, or
+// changed its addresses or traffic policy.
+func (s *Speaker) serviceChangeMatters(old, cur any) bool {
+	o, c := s.announcedView(old), s.announcedView(cur)
+	if o == nil || c == nil {
+		return o != c
+	}
+	return o.local != c.local || !slices.Equal(o.ips, c.ips)
+}
+
+// sliceChangeMatters: an EndpointSlice of a Local Service ironlb announces
+// for, whose endpoints' nodes or readiness changed.
+func (s *Speaker) sliceChangeMatters(old, cur any) bool {
+	o, _ := old.(*endpointSliceNodes)
+	c, _ := cur.(*endpointSliceNodes)
+	ref := c
+	if ref == nil {
+		ref = o
+	}
+	if ref == nil {
+		return true
+	}
+	svc := s.serviceByKey(ref.namespace.Value() + "/" + ref.service.Value())
+	if svc == nil {
+		return false // its Service's own event syncs when it comes
+	}
+	if v := s.announcedView(svc); v == nil || !v.local {
+		return false
+	}
+	return o == nil || c == nil || !slices.Equal(o.ready, c.ready) // handles compare as their strings do
+}
+
+// readyOnNodes lists the nodes with a ready endpoint of sl, sorted, each
+// once.
+func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
+	var nodes []string
+	for _, ep := range sl.Endpoints {
+		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+			nodes = append(nodes, *ep.NodeName)
+		}
+	}
+	slices.Sort(nodes)
+	return slices.Compact(nodes)
+}
+
+func nodeAddressesEqual(a, b *v1.Node) bool {
+	return slices.Equal(a.Status.Addresses, b.Status.Addresses)
+}

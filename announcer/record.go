@@ -1,0 +1,123 @@
+package announcer
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/config"
+)
+
+// What the speaker tells about what it announces: log lines, Events on the
+// Services, metrics and its node's SpeakerStatus.
+
+// recordChanges logs, counts and reports ownership changes on this node.
+// Its cost grows with what this node announces, not with the Services.
+func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
+	s.mu.Lock()
+	before := s.announced
+	s.announced = want
+	s.mu.Unlock()
+	var acquired, kept, unserved []netip.Addr
+	keptCount := 0
+	for ip, a := range want {
+		prev, had := before[ip]
+		if !had || prev.iface != a.iface || prev.mode != a.mode {
+			acquired = append(acquired, ip)
+		}
+		if a.fromKept {
+			keptCount++
+			if !had || !prev.fromKept || prev.pool != a.pool {
+				kept = append(kept, ip)
+			}
+		}
+		if len(a.unserved) > 0 && (!had || !slices.Equal(prev.unserved, a.unserved)) {
+			unserved = append(unserved, ip)
+		}
+	}
+	for _, ip := range slices.SortedFunc(slices.Values(acquired), netip.Addr.Compare) {
+		a := want[ip]
+		ownershipChanges.WithLabelValues("acquired").Inc()
+		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
+		if a.wholePool {
+			// Every node the pool selects advertises it: an Event from each
+			// would cost the API a write per node per Service, and say
+			// nothing about this node.
+			continue
+		}
+		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
+		switch {
+		case a.mode == config.ModeBGP:
+			msg = fmt.Sprintf("%s announces %s to its BGP peers (bgp)", s.opts.NodeName, ip)
+		case a.iface == "":
+			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
+		}
+		for _, svc := range s.servicesByKey(a.services) {
+			s.recorder.Event(svc.eventTarget(), v1.EventTypeNormal, "Announcing", msg)
+		}
+	}
+	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
+	keptAddresses.Set(float64(keptCount))
+	s.reportUnserved(slices.SortedFunc(slices.Values(unserved), netip.Addr.Compare), want)
+	for ip, a := range before {
+		if _, still := want[ip]; !still {
+			ownershipChanges.WithLabelValues("released").Inc()
+			klog.InfoS("Stopped announcing", "ip", ip, "interface", a.iface, "mode", a.mode)
+		}
+	}
+	if s.opts.Status != nil {
+		s.opts.Status.SetAnnouncements(statusOf(want))
+	}
+}
+
+// statusOf is what a node's SpeakerStatus says it announces: each address,
+// except the bgp addresses every selected node advertises alike, which are
+// named by their pools.
+func statusOf(want map[netip.Addr]announcement) ([]v1alpha1.Announcement, []string) {
+	list := make([]v1alpha1.Announcement, 0, len(want))
+	pools := map[string]bool{}
+	for ip, a := range want {
+		if a.wholePool {
+			pools[a.pool] = true
+			continue
+		}
+		list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
+	}
+	return list, slices.Sorted(maps.Keys(pools))
+}
+
+// reportKept says, once per address (ips: those that began being announced
+// from a kept config), a Warning on its services and a log line. Nothing is
+// withdrawn for it: the address is held until its service releases it.
+func (s *Speaker) reportKept(ips []netip.Addr, want map[netip.Addr]announcement) {
+	for _, ip := range ips {
+		a := want[ip]
+		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
+		for _, svc := range s.servicesByKey(a.services) {
+			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
+				"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
+				ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
+		}
+	}
+}
+
+// reportUnserved warns, once per change (ips), the services sharing an
+// address with externalTrafficPolicy Local whose traffic this node drops:
+// no node has a ready endpoint of every service holding the address, and
+// this one serves the most of them.
+func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcement) {
+	for _, ip := range ips {
+		a := want[ip]
+		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
+		for _, svc := range s.servicesByKey(a.unserved) {
+			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "NoLocalEndpoint",
+				"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
+				ip, s.opts.NodeName)
+		}
+	}
+}
