@@ -99,9 +99,6 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "How long a graceful stop waits for the leave to reach other speakers.")
 }
 
-// speakerGCPercent is the speaker's GOGC unless the environment sets one.
-const speakerGCPercent = 50
-
 func main() {
 	opts := defaultOptions()
 	logOptions := logs.NewOptions()
@@ -113,13 +110,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	// Most of the heap is the caches, which change little: collecting when
-	// it grows by half rather than doubling keeps a node agent's memory
-	// nearer what it holds. At 10,000 Services that is 100-104 MiB rather
-	// than 119-124, for about 40 % more CPU while objects churn and none
-	// while they do not (docs/scale.md). GOGC, when set, wins.
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(speakerGCPercent)
+	gc, err := gcSettingsFrom(os.LookupEnv)
+	if err != nil {
+		klog.ErrorS(err, "Reading the container's memory limit")
+	}
+	if gc.setGCPercent {
+		debug.SetGCPercent(gc.gcPercent)
+	}
+	if gc.memoryLimit > 0 {
+		debug.SetMemoryLimit(gc.memoryLimit)
+		klog.InfoS("Go runtime soft memory limit set from the container's", "bytes", gc.memoryLimit, "percentOfContainerLimit", softLimitPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

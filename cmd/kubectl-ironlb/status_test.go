@@ -95,7 +95,9 @@ func TestStatusGolden(t *testing.T) {
 	}, []string{"routed"})
 	// n3 announced too, then stopped: a stopped speaker announces nothing.
 	n3.SetAnnouncements([]v1alpha1.Announcement{{IP: "198.51.100.65", Mode: "bgp", Services: []string{"prod/cache"}}}, []string{"routed"})
-	waitSpeaker(t, dyn, "n3", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 && len(s.Status.BGPPools) == 1 })
+	waitSpeaker(t, dyn, "n3", func(s *v1alpha1.SpeakerStatus) bool {
+		return len(s.Status.Announcements) == 1 && len(s.Status.BGPPools) == 1
+	})
 	stopN3()
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -187,6 +187,12 @@ func TestKubeadmInstall(t *testing.T) {
 	c.kubectl(t, "", "apply", "--server-side", "-k", filepath.Join(root, "manifests", "kubeadm"))
 	c.waitInstalled(t)
 	t.Logf("ironlb installed and Ready %s after kubectl apply", time.Since(begin).Round(time.Millisecond))
+	// The kubelet hands each speaker its container's memory limit (128Mi);
+	// the Go runtime's soft limit is 75 % of it.
+	logs := c.kubectl(t, "", "-n", nodelab.IronLBNamespace, "logs", "-l", "app.kubernetes.io/component=speaker", "--tail=-1")
+	if want := `"Go runtime soft memory limit set from the container's" bytes=100663296`; strings.Count(logs, want) != 3 {
+		t.Errorf("want each of the 3 speakers to log %s; logs:\n%s", want, logs)
+	}
 	c.kubectl(t, layer2Config, "apply", "-f", "-")
 
 	vip := c.createEcho(t, "demo", "echo", 2, v1.ServiceExternalTrafficPolicyCluster)
