@@ -189,9 +189,11 @@ func TestKubeadmInstall(t *testing.T) {
 	t.Logf("ironlb installed and Ready %s after kubectl apply", time.Since(begin).Round(time.Millisecond))
 	// The kubelet hands each speaker its container's memory limit (128Mi);
 	// the Go runtime's soft limit is 75 % of it.
-	logs := c.kubectl(t, "", "-n", nodelab.IronLBNamespace, "logs", "-l", "app.kubernetes.io/component=speaker", "--tail=-1")
-	if want := `"Go runtime soft memory limit set from the container's" bytes=100663296`; strings.Count(logs, want) != 3 {
-		t.Errorf("want each of the 3 speakers to log %s; logs:\n%s", want, logs)
+	for _, n := range c.Nodes() {
+		logs, err := n.ContainerLogs(nodelab.IronLBNamespace, "ironlb-speaker-", "ironlb-speaker")
+		if want := `"Go runtime soft memory limit set from the container's" bytes=100663296`; err != nil || !strings.Contains(logs, want) {
+			t.Errorf("%s: the speaker did not log %s (%v); its log:\n%s", n.Name, want, err, logs)
+		}
 	}
 	c.kubectl(t, layer2Config, "apply", "-f", "-")
 

@@ -270,6 +270,26 @@ func (n *Node) LogTails(lines int) string {
 	return b.String()
 }
 
+// ContainerLogs is what the containers named container, of the pods in
+// namespace whose names start with podPrefix, wrote on this node, read from
+// the kubelet's pod log directory: in the lab the apiserver cannot reach a
+// kubelet by its node name, so `kubectl logs` does not work.
+func (n *Node) ContainerLogs(namespace, podPrefix, container string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(n.paths.file("pod-logs"), namespace+"_"+podPrefix+"*", container, "*.log"))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		b.Write(data)
+	}
+	return b.String(), nil
+}
+
 func tail(path string, lines int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
