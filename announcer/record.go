@@ -23,12 +23,18 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 	before := s.announced
 	s.announced = want
 	s.mu.Unlock()
-	var acquired, kept, unserved []netip.Addr
+	// nowListed are bgp addresses this node already advertised as part of
+	// their pool that now depend on the node (a Local Service came): their
+	// Services get the Event the pool's addresses go without.
+	var acquired, nowListed, kept, unserved []netip.Addr
 	keptCount := 0
 	for ip, a := range want {
 		prev, had := before[ip]
-		if !had || prev.iface != a.iface || prev.mode != a.mode {
+		switch {
+		case !had || prev.iface != a.iface || prev.mode != a.mode:
 			acquired = append(acquired, ip)
+		case prev.wholePool && !a.wholePool:
+			nowListed = append(nowListed, ip)
 		}
 		if a.fromKept {
 			keptCount++
@@ -44,22 +50,15 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 		a := want[ip]
 		ownershipChanges.WithLabelValues("acquired").Inc()
 		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
-		if a.wholePool {
-			// Every node the pool selects advertises it: an Event from each
-			// would cost the API a write per node per Service, and say
-			// nothing about this node.
-			continue
+		if !a.wholePool {
+			// Every node the pool selects advertises a wholePool address:
+			// an Event from each would cost the API a write per node per
+			// Service, and say nothing about this node.
+			s.announcingEvent(ip, a)
 		}
-		msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
-		switch {
-		case a.mode == config.ModeBGP:
-			msg = fmt.Sprintf("%s announces %s to its BGP peers (bgp)", s.opts.NodeName, ip)
-		case a.iface == "":
-			msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
-		}
-		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Event(svc.eventTarget(), v1.EventTypeNormal, "Announcing", msg)
-		}
+	}
+	for _, ip := range slices.SortedFunc(slices.Values(nowListed), netip.Addr.Compare) {
+		s.announcingEvent(ip, want[ip])
 	}
 	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
 	keptAddresses.Set(float64(keptCount))
@@ -89,6 +88,21 @@ func statusOf(want map[netip.Addr]announcement) ([]v1alpha1.Announcement, []stri
 		list = append(list, v1alpha1.Announcement{IP: ip.String(), Mode: string(a.mode), Interface: a.iface, Services: a.services})
 	}
 	return list, slices.Sorted(maps.Keys(pools))
+}
+
+// announcingEvent records on the Services holding ip that this node
+// announces it, and how.
+func (s *Speaker) announcingEvent(ip netip.Addr, a announcement) {
+	msg := fmt.Sprintf("%s announces %s on %s (%s)", s.opts.NodeName, ip, a.iface, a.mode)
+	switch {
+	case a.mode == config.ModeBGP:
+		msg = fmt.Sprintf("%s announces %s to its BGP peers (bgp)", s.opts.NodeName, ip)
+	case a.iface == "":
+		msg = fmt.Sprintf("%s announces %s on its off-subnet interface (%s)", s.opts.NodeName, ip, a.mode)
+	}
+	for _, svc := range s.servicesByKey(a.services) {
+		s.recorder.Event(svc.eventTarget(), v1.EventTypeNormal, "Announcing", msg)
+	}
 }
 
 // reportKept says, once per address (ips: those that began being announced

@@ -495,4 +495,35 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 	if got := listed(); got != before {
 		t.Errorf("another Cluster Service in the pool changed the status from %s to %s", before, got)
 	}
+
+	// A Local Service sharing web's address, with its endpoint here: the
+	// address now depends on the node, is listed, and its Services get the
+	// Event this node never recorded while it was the pool's.
+	shared := lbWithIP("shared", "198.51.100.97", true)
+	if _, err := client.CoreV1().Services("default").Create(ctx, shared, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice("shared", "node-1", true), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return len(s.allServices()) == 5 && len(s.sliceIndex.List()) == 2, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := listed(), "[198.51.100.97/bgp 198.51.100.98/bgp 203.0.113.5/layer2] [routed]"; got != want {
+		t.Errorf("with a Local Service sharing 198.51.100.97, the status lists %s, want %s", got, want)
+	}
+	var onShared []string
+	for len(events.Events) > 0 {
+		if e := <-events.Events; strings.Contains(e, "announces 198.51.100.97 ") {
+			onShared = append(onShared, e)
+		}
+	}
+	if len(onShared) != 2 { // one per Service holding it
+		t.Errorf("Events for 198.51.100.97 once it is listed: %q, want one on each of its two Services", onShared)
+	}
 }
