@@ -93,7 +93,16 @@ type Reporter struct {
 	observed observedClaim
 	// holdSideSoon asks sideLoop for a round now.
 	holdSideSoon chan struct{}
+	// bgpPoolsDroppedUntil is set when the stored object came back without
+	// the bgpPools written: the CRD predates the field (helm upgrade leaves
+	// CRDs as they are). Until then the field is not written, or every
+	// write would differ from what is stored and be written again.
+	bgpPoolsDroppedUntil time.Time
 }
+
+// bgpPoolsRetry is how long a CRD that drops bgpPools is trusted to still
+// do so before the field is written again.
+const bgpPoolsRetry = 10 * time.Minute
 
 // partitionedReason says why an object is Partitioned.
 const partitionedReason = "cut off from the other speakers' memberlist, on the smaller side: announces only what the other side cannot serve until it meets them again"
@@ -378,8 +387,10 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 		for _, ip := range slices.Sorted(maps.Keys(r.announcements)) {
 			st.Announcements = append(st.Announcements, r.announcements[ip])
 		}
-		for _, name := range slices.Sorted(maps.Keys(r.bgpPools)) {
-			st.BGPPools = append(st.BGPPools, v1alpha1.BGPPool{Pool: name, Since: r.bgpPools[name]})
+		if !r.opts.Now().Before(r.bgpPoolsDroppedUntil) {
+			for _, name := range slices.Sorted(maps.Keys(r.bgpPools)) {
+				st.BGPPools = append(st.BGPPools, v1alpha1.BGPPool{Pool: name, Since: r.bgpPools[name]})
+			}
 		}
 		for _, peer := range slices.Sorted(maps.Keys(r.sessions)) {
 			st.BGPSessions = append(st.BGPSessions, r.sessions[peer])
@@ -447,16 +458,38 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 	if err != nil {
 		return err
 	}
+	var stored *unstructured.Unstructured
 	if current == nil {
-		_, err = r.client.Create(ctx, u, metav1.CreateOptions{FieldManager: "ironlb-speaker"})
+		stored, err = r.client.Create(ctx, u, metav1.CreateOptions{FieldManager: "ironlb-speaker"})
 	} else {
-		_, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
+		stored, err = r.client.Update(ctx, u, metav1.UpdateOptions{FieldManager: "ironlb-speaker"})
 	}
 	if err == nil {
 		statusWrites.WithLabelValues("ok").Inc()
 		statusAnnouncements.Set(float64(len(want.Announcements)))
+		r.noticeDroppedBGPPools(want, stored)
 	}
 	return err
+}
+
+// noticeDroppedBGPPools stops writing bgpPools for a while when the stored
+// object came back without the ones written (bgpPoolsDroppedUntil), and
+// says what to do.
+func (r *Reporter) noticeDroppedBGPPools(want v1alpha1.SpeakerStatusStatus, stored *unstructured.Unstructured) {
+	if len(want.BGPPools) == 0 || stored == nil {
+		return
+	}
+	if _, found, _ := unstructured.NestedSlice(stored.Object, "status", "bgpPools"); found {
+		return
+	}
+	r.mu.Lock()
+	r.bgpPoolsDroppedUntil = r.opts.Now().Add(bgpPoolsRetry)
+	r.mu.Unlock()
+	klog.ErrorS(nil, "The SpeakerStatus CRD drops status.bgpPools: it is older than this speaker (helm upgrade does not upgrade CRDs). "+
+		"kubectl ironlb status cannot show who advertises the bgp pools' Cluster addresses until the CRD is applied again "+
+		"(kubectl apply --server-side -f charts/ironlb/crds/); it is tried again at the first write 10 minutes on",
+		"pools", len(want.BGPPools))
+	r.queue.Add(r.opts.NodeName) // written again without it, so it matches what is stored
 }
 
 // patchStatus writes only what differs between current's status and want
@@ -466,8 +499,9 @@ func (r *Reporter) patchStatus(ctx context.Context, current *v1alpha1.SpeakerSta
 	if err != nil {
 		return err
 	}
-	_, err = r.client.Patch(ctx, current.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "ironlb-speaker"})
+	stored, err := r.client.Patch(ctx, current.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "ironlb-speaker"})
 	if err == nil {
+		r.noticeDroppedBGPPools(want, stored)
 		statusWrites.WithLabelValues("ok").Inc()
 		statusAnnouncements.Set(float64(len(want.Announcements)))
 	}

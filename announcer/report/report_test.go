@@ -8,11 +8,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 )
@@ -390,4 +392,64 @@ func TestPartitionedSpeakerNeitherSweepsNorIsSwept(t *testing.T) {
 
 	cut.SetPartitioned(false)
 	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerRunning })
+}
+
+// TestReporterOnACRDWithoutBGPPools: a CRD older than the speaker (helm
+// upgrade leaves CRDs alone) prunes status.bgpPools. Every write would then
+// differ from what is stored and be written again; the reporter stops
+// writing the field instead, and tries it again later.
+func TestReporterOnACRDWithoutBGPPools(t *testing.T) {
+	client := newFakeClient()
+	tracker := client.Tracker()
+	pruned := 0
+	client.PrependReactor("*", "speakerstatuses", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		switch action.GetVerb() {
+		case "create", "update", "patch":
+		default:
+			return false, nil, nil
+		}
+		_, obj, err := k8stesting.ObjectReaction(tracker)(action)
+		if err != nil || obj == nil {
+			return true, obj, err
+		}
+		u := obj.(*unstructured.Unstructured)
+		if _, found, _ := unstructured.NestedSlice(u.Object, "status", "bgpPools"); found {
+			pruned++
+			unstructured.RemoveNestedField(u.Object, "status", "bgpPools")
+			if err := tracker.Update(v1alpha1.SpeakerStatusResource, u, ""); err != nil {
+				return true, nil, err
+			}
+		}
+		return true, u, nil
+	})
+	c := &clock{now: t0}
+	r := startReporter(t, client, "n1", c)
+	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Interface: "eth0", Services: []string{"default/web"}}}, []string{"routed"})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
+	writes := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if v := a.GetVerb(); v == "create" || v == "update" || v == "patch" {
+				n++
+			}
+		}
+		return n
+	}
+	// Each second a write would carry a new updateTime.
+	settled := writes()
+	for range 6 {
+		c.Set(c.Now().Add(time.Second))
+		time.Sleep(2 * coalesce)
+		r.queue.Add("n1")
+	}
+	if n := writes() - settled; n > 1 || pruned != 1 {
+		t.Errorf("%d more writes once the field was dropped, %d writes pruned; want at most 1 and 1", n, pruned)
+	}
+	// Later, the field is tried again.
+	c.Set(c.Now().Add(bgpPoolsRetry))
+	r.SetAnnouncements(nil, []string{"routed"})
+	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 0 })
+	if pruned != 2 {
+		t.Errorf("after %v the field was written %d times in all, want 2", bgpPoolsRetry, pruned)
+	}
 }
