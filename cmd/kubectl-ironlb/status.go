@@ -156,11 +156,14 @@ SpeakerStatus objects); each speaker's state and BGP sessions.`,
 	return cmd
 }
 
-// gatherStatus reads the config, the Services and the SpeakerStatus objects:
-// three lists, whatever the size of the cluster.
+// gatherStatus reads the config and its kept ones, the Services and the
+// SpeakerStatus objects: two ConfigMaps and two lists, whatever the size of
+// the cluster.
 func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, cfgNamespace, cfgName string, filter config.ClassFilter) (*Status, error) {
 	st := &Status{Config: ConfigState{Namespace: cfgNamespace, Name: cfgName}, Pools: []PoolUsage{}, Services: []ServiceStatus{}, Speakers: []SpeakerState{}}
 	cfg := config.Empty()
+	var current *config.Config // nil while missing or invalid
+	var currentText string
 	cm, err := client.CoreV1().ConfigMaps(cfgNamespace).Get(ctx, cfgName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -168,14 +171,27 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 		return nil, fmt.Errorf("reading the config: %w", err)
 	default:
 		st.Config.Found = true
-		parsed, errs := config.Parse([]byte(cm.Data[config.ConfigMapKey]))
+		currentText = cm.Data[config.ConfigMapKey]
+		parsed, errs := config.Parse([]byte(currentText))
 		for _, e := range errs {
 			st.Config.Errors = append(st.Config.Errors, e.Error())
 		}
 		if len(errs) == 0 {
-			cfg = parsed
+			cfg, current = parsed, parsed
 		}
 	}
+	// An address resolves to its pool as the speakers resolve it: the
+	// config when valid, else the kept configs that still cover it.
+	var kept *config.Kept
+	keptCM, err := client.CoreV1().ConfigMaps(cfgNamespace).Get(ctx, config.LastGoodName(cfgName), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading the kept configs: %w", err)
+	default:
+		kept, _ = config.ParseKept(keptCM.Data) // what parses
+	}
+	layers := config.NewLayers(current, currentText, kept)
 
 	// Both lists are read in pages: a cluster of thousands of nodes and
 	// Services would not fit one response.
@@ -254,7 +270,7 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 			nodes := announcers[ing.IP+" "+svc.Namespace+"/"+svc.Name]
 			if ip, err := netip.ParseAddr(ing.IP); err == nil {
 				inUse[ip] = true
-				if p := cfg.PoolFor(ip); p != nil {
+				if p, _ := layers.PoolFor(ip); p != nil {
 					r.Pool, r.Mode = p.Name, string(p.Mode)
 					if p.Mode == config.ModeBGP && !heldByLocal[ing.IP] {
 						nodes = append(slices.Clone(nodes), poolAdvertisers[p.Name]...)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
 )
 
@@ -133,6 +136,32 @@ func TestStatusGolden(t *testing.T) {
 	code, out, errOut := runCmd([]string{"status", "--kubeconfig", cp.Kubeconfig, "-n", "prod"}, "")
 	if code != 0 || strings.Contains(out, "dev/web") || !strings.Contains(out, "prod/db") {
 		t.Errorf("-n prod: exit %d, output:\n%s%s", code, out, errOut)
+	}
+
+	// With ironlb-config invalid, the speakers announce from the last good
+	// config: the addresses resolve to its pools, and a bgp pool's
+	// advertisers still show.
+	if _, err := cp.Client.CoreV1().ConfigMaps(config.DefaultNamespace).Create(ctx, &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: config.LastGoodName(config.DefaultConfigMapName)},
+		Data:       map[string]string{config.ConfigMapKey: statusConfig},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.ApplyConfig(ctx, cp.Client, "pools: [{name: BAD}]\n"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCmd([]string{"status", "--kubeconfig", cp.Kubeconfig, "-o", "json"}, "")
+	var st Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("with an invalid config: exit %d (%v): %s%s", code, err, out, errOut)
+	}
+	for _, s := range st.Services {
+		if s.Name == "db" && (s.Pool != "routed" || s.Mode != "bgp" || !slices.Equal(s.AnnouncedBy, []string{"n1", "n2"})) {
+			t.Errorf("with an invalid config, prod/db reads %+v; want pool routed (bgp) announced by n1 and n2", s)
+		}
+	}
+	if len(st.Config.Errors) == 0 {
+		t.Errorf("the invalid config is not reported: %+v", st.Config)
 	}
 }
 
