@@ -18,9 +18,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
 	"github.com/ironlb/ironlb/test/netlab"
@@ -221,13 +223,13 @@ type demoVantage struct {
 
 // printDemo waits (bounded) until every LoadBalancer service has an address
 // that answers from the client, then prints what a person wants to see.
-func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, from demoVantage) error {
+func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, dyn dynamic.Interface, from demoVantage) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	var rows []demoRow
 	err := framework.WaitFor(ctx, 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var err error
-		rows, err = demoRows(ctx, client, from)
+		rows, err = demoRows(ctx, client, dyn, from)
 		if err != nil {
 			return false, nil
 		}
@@ -247,7 +249,7 @@ func printDemo(ctx context.Context, w io.Writer, client kubernetes.Interface, fr
 	return err
 }
 
-func demoRows(ctx context.Context, client kubernetes.Interface, from demoVantage) ([]demoRow, error) {
+func demoRows(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, from demoVantage) ([]demoRow, error) {
 	cm, err := client.CoreV1().ConfigMaps(config.DefaultNamespace).Get(ctx, config.DefaultConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -275,12 +277,12 @@ func demoRows(ctx context.Context, client kubernetes.Interface, from demoVantage
 		}
 		if ips := framework.IngressIPs(&svc); len(ips) > 0 {
 			row.ip = ips[0]
-			announcers := announcersOf(ctx, client, &svc, ips[0])
 			row.answer = httpFrom(ctx, from.clientNetns, ips[0])
 			row.ready = strings.HasPrefix(row.answer, "pod ")
 			if row.mode == string(config.ModeBGP) {
 				// Every eligible node announces; the router spreads the
 				// traffic over them.
+				announcers := bgpAdvertisers(ctx, dyn, row.pool, ips[0])
 				row.announcer = strings.Join(announcers, ",")
 				row.ready = row.ready && len(announcers) == len(nodes.Items)
 				if row.ready && from.router != "" {
@@ -329,13 +331,23 @@ func latestAnnouncer(ctx context.Context, client kubernetes.Interface, svc *v1.S
 	return strings.Fields(latest.Message)[0]
 }
 
-// announcersOf names, sorted, every node with an Announcing event for ip:
-// in bgp mode, all the nodes that announce it.
-func announcersOf(ctx context.Context, client kubernetes.Interface, svc *v1.Service, ip string) []string {
+// bgpAdvertisers names, sorted, the nodes whose running speaker advertises
+// ip of pool: those naming the pool in their SpeakerStatus (a Cluster
+// Service's address is not listed one by one) or listing ip.
+func bgpAdvertisers(ctx context.Context, dyn dynamic.Interface, pool, ip string) []string {
+	list, err := dyn.Resource(v1alpha1.SpeakerStatusResource).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
 	var names []string
-	for _, e := range announcingEvents(ctx, client, svc, ip) {
-		if n := strings.Fields(e.Message)[0]; !slices.Contains(names, n) {
-			names = append(names, n)
+	for i := range list.Items {
+		s, err := v1alpha1.FromUnstructured(&list.Items[i])
+		if err != nil || s.Status.State != v1alpha1.SpeakerRunning {
+			continue
+		}
+		if slices.ContainsFunc(s.Status.BGPPools, func(p v1alpha1.BGPPool) bool { return p.Pool == pool }) ||
+			slices.ContainsFunc(s.Status.Announcements, func(a v1alpha1.Announcement) bool { return a.IP == ip }) {
+			names = append(names, s.Name)
 		}
 	}
 	slices.Sort(names)
@@ -368,7 +380,15 @@ func printDemoFromState(w io.Writer, dir string) error {
 	if err != nil {
 		return err
 	}
-	client, err := labClient(st)
+	cfg, err := labConfig(st)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -380,7 +400,7 @@ func printDemoFromState(w io.Writer, dir string) error {
 		}
 	}
 	fmt.Fprintln(w, "\nironlb is installed on the lab's nodes; waiting for every service to answer from the client...")
-	if err := printDemo(context.Background(), w, client, from); err != nil {
+	if err := printDemo(context.Background(), w, client, dyn, from); err != nil {
 		return err
 	}
 	if err := printPluginStatus(w, st); err != nil {

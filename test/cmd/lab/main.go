@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/test/framework"
@@ -405,10 +406,19 @@ func status(fs *detach.Flags) error {
 // labClient reaches the lab's apiserver, which listens only inside the lab,
 // through its namespace.
 func labClient(st *state) (kubernetes.Interface, error) {
+	cfg, err := labConfig(st)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// labConfig is the client config that reaches the lab's apiserver.
+func labConfig(st *state) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Dial = framework.NetnsDialer(st.ID + "-cp")
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
