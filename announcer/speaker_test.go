@@ -467,12 +467,17 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 	if got, want := listed(), "[198.51.100.98/bgp 203.0.113.5/layer2] [routed]"; got != want {
 		t.Errorf("status lists %s, want %s", got, want)
 	}
-	var announcing []string
-	for len(events.Events) > 0 {
-		if e := <-events.Events; strings.Contains(e, "Announcing") {
-			announcing = append(announcing, e)
+	// recorded drains the Events recorded so far, keeping those containing s.
+	recorded := func(s string) []string {
+		var out []string
+		for len(events.Events) > 0 {
+			if e := <-events.Events; strings.Contains(e, s) {
+				out = append(out, e)
+			}
 		}
+		return out
 	}
+	announcing := recorded("Announcing")
 	if len(announcing) != 2 || slices.ContainsFunc(announcing, func(e string) bool { return strings.Contains(e, "198.51.100.97") }) {
 		t.Errorf("Announcing events %q: want one for the Local bgp address and one for the layer2 one, none for the Cluster bgp address", announcing)
 	}
@@ -517,13 +522,7 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 	if got, want := listed(), "[198.51.100.97/bgp 198.51.100.98/bgp 203.0.113.5/layer2] [routed]"; got != want {
 		t.Errorf("with a Local Service sharing 198.51.100.97, the status lists %s, want %s", got, want)
 	}
-	var onShared []string
-	for len(events.Events) > 0 {
-		if e := <-events.Events; strings.Contains(e, "announces 198.51.100.97 ") {
-			onShared = append(onShared, e)
-		}
-	}
-	if len(onShared) != 2 { // one per Service holding it
+	if onShared := recorded("announces 198.51.100.97 "); len(onShared) != 2 { // one per Service holding it
 		t.Errorf("Events for 198.51.100.97 once it is listed: %q, want one on each of its two Services", onShared)
 	}
 }
