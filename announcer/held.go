@@ -109,10 +109,7 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 		return nil
 	}
 	held := s.held
-	now, err := s.addressesOfService(key)
-	if err != nil {
-		return err
-	}
+	now := s.addressesOfService(key)
 	before := held.ofService[key]
 	if len(now) > 0 {
 		held.ofService[key] = now
@@ -161,18 +158,16 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 
 // addressesOfService are the addresses the Service key holds, if ironlb
 // announces for it; none once it is gone.
-func (s *Speaker) addressesOfService(key string) ([]netip.Addr, error) {
+func (s *Speaker) addressesOfService(key string) []netip.Addr {
 	svc := s.serviceByKey(key)
-	if svc == nil || !svc.servedBy(s.opts.Filter) {
-		return nil, nil
+	if svc == nil {
+		return nil
 	}
 	var out []netip.Addr
-	for _, ip := range svc.ips {
-		if !slices.Contains(out, ip) {
-			out = append(out, ip)
-		}
+	for ip := range addressesOf([]*cachedService{svc}, s.opts.Filter) {
+		out = append(out, ip)
 	}
-	return out, nil
+	return out
 }
 
 // servicesByKey are the Services named by keys that still exist.
