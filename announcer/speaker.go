@@ -617,16 +617,18 @@ func (s *Speaker) localHolders(holders []*cachedService) []election.LocalHolder 
 	var out []election.LocalHolder
 	for _, svc := range holders {
 		if svc.local {
-			out = append(out, election.LocalHolder{Key: svc.key(), Ready: s.readyNodes(svc)})
+			key := svc.key()
+			out = append(out, election.LocalHolder{Key: key, Ready: s.readyNodes(key)})
 		}
 	}
 	slices.SortFunc(out, func(a, b election.LocalHolder) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
-// readyNodes are the nodes with a ready endpoint of svc, sorted.
-func (s *Speaker) readyNodes(svc *cachedService) []string {
-	objs, err := s.sliceIndex.ByIndex(byServiceIndex, svc.key())
+// readyNodes are the nodes with a ready endpoint of the Service
+// namespace/name, sorted.
+func (s *Speaker) readyNodes(serviceKey string) []string {
+	objs, err := s.sliceIndex.ByIndex(byServiceIndex, serviceKey)
 	if err != nil {
 		return nil
 	}
