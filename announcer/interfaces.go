@@ -112,3 +112,15 @@ func interfacesOf(meta membership.Meta) []election.Interface {
 	}
 	return out
 }
+
+// parsedInterfaces is a member's meta and interfacesOf it.
+type parsedInterfaces struct {
+	meta       membership.Meta
+	interfaces []election.Interface
+}
+
+// sameMeta reports whether two metas publish the same interfaces and
+// prefixes.
+func sameMeta(a, b membership.Meta) bool {
+	return maps.EqualFunc(a.Interfaces, b.Interfaces, slices.Equal[[]string])
+}

@@ -198,6 +198,9 @@ type Speaker struct {
 	// seen so; metaGaveUp those elected without after metaWait. Only the
 	// sync goroutine uses them.
 	metaMissingSince map[string]time.Time
+	// memberInterfaces are the members' published interfaces, parsed
+	// (electionNodes); each is parsed again only when its meta changed.
+	memberInterfaces map[string]parsedInterfaces
 	metaGaveUp       map[string]bool
 	// mark and down settle memberlist partitions (partition.go).
 	mark *mark
@@ -235,6 +238,10 @@ const (
 	bgpKey     = "bgp"
 )
 
+// eventCacheSize is how many objects the Event recorder remembers, in each
+// of its caches (NewSpeaker).
+const eventCacheSize = 512
+
 // NewSpeaker wires informers; Run starts them.
 func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOptions) *Speaker {
 	if opts.Filter.Class == "" {
@@ -265,7 +272,13 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	// per 5 min: on a node whose BGP sessions flapped a few times, the next
 	// BGPSessionDown would be lost. 100 leaves room for a few dozen
 	// flaps of every peer.
-	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100}))
+	//
+	// Its three caches (spam filter, aggregation, counts) keep 4,096
+	// objects each by default: about 4 MiB of a speaker's live heap once
+	// it has announced 10,000 Services. 512 keeps a node's recent ones;
+	// an Event about an object fallen out of them starts a new Event
+	// object rather than counting on the old one.
+	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, LRUCacheSize: eventCacheSize}))
 	broadcaster.StartStructuredLogging(3)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	s := &Speaker{
@@ -285,6 +298,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
 		kept:             &config.Kept{},
 		metaMissingSince: map[string]time.Time{},
+		memberInterfaces: map[string]parsedInterfaces{},
 		metaGaveUp:       map[string]bool{},
 		announced:        map[netip.Addr]announcement{},
 		table:            election.NewTable(opts.NodeName),
@@ -606,7 +620,20 @@ func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
 		if err != nil {
 			continue
 		}
-		out = append(out, election.Node{Name: m.Name, Labels: n.Labels, Interfaces: interfacesOf(m.Meta)})
+		parsed, ok := s.memberInterfaces[m.Name]
+		if !ok || !sameMeta(parsed.meta, m.Meta) {
+			parsed = parsedInterfaces{meta: m.Meta, interfaces: interfacesOf(m.Meta)}
+			s.memberInterfaces[m.Name] = parsed
+		}
+		out = append(out, election.Node{Name: m.Name, Labels: n.Labels, Interfaces: parsed.interfaces})
+	}
+	if len(s.memberInterfaces) > len(alive) {
+		// Members gone: forget theirs. alive is sorted by name.
+		for name := range s.memberInterfaces {
+			if _, found := slices.BinarySearchFunc(alive, name, func(m membership.Member, name string) int { return strings.Compare(m.Name, name) }); !found {
+				delete(s.memberInterfaces, name)
+			}
+		}
 	}
 	return out
 }

@@ -306,6 +306,45 @@ func TestInterfacesOf(t *testing.T) {
 	}
 }
 
+// The members' interfaces are parsed once per meta: a member that
+// republishes them is elected on the new ones, and one gone is forgotten.
+func TestElectionNodesFollowEachMembersMeta(t *testing.T) {
+	client := fake.NewClientset(node("n1", nil), node("n2", nil))
+	s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{
+		NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	eth1 := membership.Meta{Interfaces: map[string][]string{"eth1": {"2001:db8:100::/64"}}}
+	for _, step := range []struct {
+		members []membership.Member
+		want    string
+	}{
+		{[]membership.Member{{Name: "n1", Meta: lanMeta()}, {Name: "n2", Meta: lanMeta()}},
+			"n1 [{eth0 [203.0.113.0/24 198.51.100.0/24]}]; n2 [{eth0 [203.0.113.0/24 198.51.100.0/24]}]"},
+		{[]membership.Member{{Name: "n1", Meta: lanMeta()}, {Name: "n2", Meta: eth1}},
+			"n1 [{eth0 [203.0.113.0/24 198.51.100.0/24]}]; n2 [{eth1 [2001:db8:100::/64]}]"},
+		{[]membership.Member{{Name: "n2", Meta: eth1}}, "n2 [{eth1 [2001:db8:100::/64]}]"},
+		{[]membership.Member{{Name: "n1", Meta: eth1}, {Name: "n2", Meta: lanMeta()}},
+			"n1 [{eth1 [2001:db8:100::/64]}]; n2 [{eth0 [203.0.113.0/24 198.51.100.0/24]}]"},
+	} {
+		var got []string
+		for _, n := range s.electionNodes(step.members) {
+			got = append(got, fmt.Sprintf("%s %v", n.Name, n.Interfaces))
+		}
+		if g := strings.Join(got, "; "); g != step.want {
+			t.Errorf("members %v: elected on %s, want %s", step.members, g, step.want)
+		}
+		if len(s.memberInterfaces) != len(step.members) {
+			t.Errorf("members %v: %d members' interfaces kept", step.members, len(s.memberInterfaces))
+		}
+	}
+}
+
 func TestAddressesOfOnlyTheServicesIronLBServes(t *testing.T) {
 	lb := func(name, ip string, class *string) *v1.Service {
 		return &v1.Service{

@@ -53,6 +53,10 @@ type Config struct {
 	Timing    Timing
 	// Meta is published to every member; see Member.Meta.
 	Meta Meta
+	// Transport carries the packets and streams; nil is UDP and TCP on
+	// BindAddr:Port. The simulation (test/cmd/sim) gives an in-memory
+	// network, to run a thousand members in one process.
+	Transport memberlist.NodeAwareTransport
 }
 
 // Meta is what a member publishes about itself: its interfaces and the
@@ -109,6 +113,10 @@ type Members struct {
 	// Members() hands out its internal nodes, whose fields it keeps
 	// rewriting after the call returns; the delegate runs under its lock.
 	alive map[string]aliveMember
+	// sorted is alive by name, built on the first Alive after a change:
+	// every speaker reads the members on each membership change, a
+	// thousand of them at 1,000 nodes.
+	sorted []Member
 }
 
 type aliveMember struct {
@@ -130,6 +138,18 @@ func Start(cfg Config) (*Members, error) {
 	if err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}
+	mlc := m.memberlistConfig(cfg)
+	list, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("membership: listening on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Port)), err)
+	}
+	m.list = list
+	return m, nil
+}
+
+// memberlistConfig is memberlist's LAN configuration with this member's
+// name, addresses, key and timing.
+func (m *Members) memberlistConfig(cfg Config) *memberlist.Config {
 	mlc := memberlist.DefaultLANConfig()
 	mlc.Name = cfg.NodeName
 	mlc.BindAddr = cfg.BindAddr
@@ -141,16 +161,20 @@ func Start(cfg Config) (*Members, error) {
 	mlc.ProbeTimeout = cfg.Timing.ProbeTimeout
 	mlc.GossipInterval = cfg.Timing.GossipInterval
 	mlc.SuspicionMult = cfg.Timing.SuspicionMult
+	// Packets go uncompressed. memberlist compresses each with LZW, a
+	// fresh 64 KB table per packet: it was 29 % of the CPU of 100
+	// simulated speakers (docs/scale.md), to shrink packets of a few
+	// hundred bytes on a LAN. Peers still read compressed packets, so
+	// speakers of an older version and this one gossip alike.
+	mlc.EnableCompression = false
+	if cfg.Transport != nil {
+		mlc.Transport = cfg.Transport
+	}
 	mlc.Events = &eventDelegate{m}
 	mlc.Delegate = &metaDelegate{m}
 	mlc.Logger = nil
 	mlc.LogOutput = klogWriter{}
-	list, err := memberlist.Create(mlc)
-	if err != nil {
-		return nil, fmt.Errorf("membership: listening on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Port)), err)
-	}
-	m.list = list
-	return m, nil
+	return mlc
 }
 
 // Join contacts the given addresses (host, or host:port when a member
@@ -181,13 +205,15 @@ func (m *Members) Join(addrs []string) (int, error) {
 // Alive returns the alive members, this one included, sorted by name.
 func (m *Members) Alive() []Member {
 	m.mu.Lock()
-	out := make([]Member, 0, len(m.alive))
-	for _, a := range m.alive {
-		out = append(out, a.Member)
+	defer m.mu.Unlock()
+	if m.sorted == nil {
+		m.sorted = make([]Member, 0, len(m.alive))
+		for _, a := range m.alive {
+			m.sorted = append(m.sorted, a.Member)
+		}
+		slices.SortFunc(m.sorted, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	}
-	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return slices.Clone(m.sorted)
 }
 
 // record copies a member's current state; the delegate calls it while
@@ -201,12 +227,14 @@ func (m *Members) record(n *memberlist.Node) {
 	}
 	m.mu.Lock()
 	m.alive[n.Name] = a
+	m.sorted = nil
 	m.mu.Unlock()
 }
 
 func (m *Members) forget(name string) {
 	m.mu.Lock()
 	delete(m.alive, name)
+	m.sorted = nil
 	m.mu.Unlock()
 }
 

@@ -166,3 +166,40 @@ func TestMetaFitsTheLimit(t *testing.T) {
 	m, _ := startMember(t, "big", big)
 	_ = m.Leave(context.Background())
 }
+
+// A speaker of the version before sends compressed packets; this one sends
+// them plain. During a rolling upgrade both must still see each other, each
+// other's meta, and a crash.
+func TestGossipsWithACompressingPeer(t *testing.T) {
+	a, addrA := startMember(t, "node-a", Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.11/24"}}})
+	if a.memberlistConfig(Config{Timing: DefaultTiming()}).EnableCompression {
+		t.Fatal("this version compresses its packets")
+	}
+	old := &Members{changes: make(chan struct{}, 1), alive: map[string]aliveMember{}}
+	if err := old.setMeta(Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.12/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	port := freeUDPPort(t)
+	mlc := old.memberlistConfig(Config{NodeName: "node-old", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming()})
+	mlc.EnableCompression = true // as before
+	list, err := memberlist.Create(mlc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.list = list
+	t.Cleanup(func() { _ = list.Shutdown() })
+	if _, err := old.Join([]string{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, "node-a,node-old", 10*time.Second)
+	waitMembers(t, old, "node-a,node-old", 10*time.Second)
+	if got := a.Alive()[1].Meta.Interfaces["eth0"]; !slices.Equal(got, []string{"198.51.100.12/24"}) {
+		t.Errorf("node-a sees node-old's meta as %v", got)
+	}
+	if got := old.Alive()[0].Meta.Interfaces["eth0"]; !slices.Equal(got, []string{"198.51.100.11/24"}) {
+		t.Errorf("node-old sees node-a's meta as %v", got)
+	}
+	// Failure detection (probes and their acks) works across the two.
+	_ = list.Shutdown()
+	waitMembers(t, a, "node-a", 10*time.Second)
+}
