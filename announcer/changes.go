@@ -28,22 +28,27 @@ func serviceQueueKey(obj any) string {
 }
 
 func sliceQueueKey(obj any) string {
-	keys, _ := sliceService(obj)
-	if len(keys) != 1 {
+	key := sliceService(obj)
+	if key == "" {
 		return syncKey
 	}
-	return serviceKeyPrefix + keys[0]
+	return serviceKeyPrefix + key
 }
 
-// byServiceIndex indexes EndpointSlices by their Service, namespace/name.
-const byServiceIndex = "service"
+// indexSlice keeps slicesOf up to date with one slice event.
+func (s *Speaker) indexSlice(old, cur any) {
+	o, _ := old.(*endpointSliceNodes)
+	c, _ := cur.(*endpointSliceNodes)
+	s.slicesOf.update(o, c)
+}
 
-func sliceService(obj any) ([]string, error) {
+// sliceService is the slice's Service, namespace/name; "" when it has none.
+func sliceService(obj any) string {
 	sl, ok := obj.(*endpointSliceNodes)
 	if !ok || sl.service.Value() == "" {
-		return nil, nil
+		return ""
 	}
-	return []string{sl.namespace.Value() + "/" + sl.service.Value()}, nil
+	return sl.namespace.Value() + "/" + sl.service.Value()
 }
 
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,

@@ -167,11 +167,11 @@ func cachesHold(s *Speaker, svcs []v1.Service, sls []discoveryv1.EndpointSlice) 
 			return false
 		}
 	}
-	if len(s.sliceIndex.List()) != len(sls) {
+	if len(s.sliceStore.List()) != len(sls) {
 		return false
 	}
 	for i := range sls {
-		obj, ok, _ := s.sliceIndex.GetByKey(sls[i].Namespace + "/" + sls[i].Name)
+		obj, ok, _ := s.sliceStore.GetByKey(sls[i].Namespace + "/" + sls[i].Name)
 		slim, _ := slimEndpointSlice(&sls[i])
 		if !ok || !slices.Equal(obj.(*endpointSliceNodes).readyNodes(), slim.(*endpointSliceNodes).readyNodes()) {
 			return false

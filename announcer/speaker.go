@@ -150,7 +150,9 @@ type Speaker struct {
 	recorder record.EventRecorder
 
 	services   cache.Indexer // cachedService by namespace/name
-	sliceIndex cache.Indexer // EndpointSlices by their Service (byServiceIndex)
+	sliceStore cache.Store   // EndpointSlices (endpointSliceNodes)
+	// slicesOf indexes them by Service; the slice handler keeps it.
+	slicesOf   *slicesByService
 	nodes      corelisters.NodeLister
 	configMaps corelisters.ConfigMapLister
 	keptMaps   corelisters.ConfigMapLister
@@ -254,13 +256,13 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	// The cluster-wide caches go without client-go's namespace index: no
 	// lookup here lists by namespace, and at 10,000 Services and 20,000
 	// EndpointSlices the index is a few MiB. A Local Service's ready nodes
-	// are read per Service (byServiceIndex), not from its namespace's
+	// are read per Service (slicesByService), not from its namespace's
 	// slices.
 	svcInformer := factory.InformerFor(&v1.Service{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return coreinformers.NewServiceInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	sliceInformer := factory.InformerFor(&discoveryv1.EndpointSlice{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(c, metav1.NamespaceAll, resync, cache.Indexers{byServiceIndex: sliceService})
+		return discoveryinformers.NewEndpointSliceInformer(c, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	nodeInformer := factory.InformerFor(&v1.Node{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return coreinformers.NewNodeInformer(c, resync, cache.Indexers{})
@@ -287,7 +289,8 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		members:    members,
 		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
 		services:   svcInformer.GetIndexer(),
-		sliceIndex: sliceInformer.GetIndexer(),
+		sliceStore: sliceInformer.GetStore(),
+		slicesOf:   newSlicesByService(),
 		nodes:      corelisters.NewNodeLister(nodeInformer.GetIndexer()),
 		configMaps: cmInformer.Lister(),
 		keptMaps:   keptInformer.Lister(),
@@ -317,20 +320,29 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		informer cache.SharedIndexInformer
 		matters  func(old, cur any) bool
 		key      func(obj any) string
+		// index, when set, sees every change first (before it is
+		// queued or filtered out).
+		index func(old, cur any)
 	}{
-		{svcInformer, s.serviceChangeMatters, serviceQueueKey},
-		{sliceInformer, s.sliceChangeMatters, sliceQueueKey},
-		{nodeInformer, nodeChangeMatters, syncAll},
-		{cmInformer.Informer(), anyChange, syncAll},
-		{keptInformer.Informer(), anyChange, syncAll},
+		{svcInformer, s.serviceChangeMatters, serviceQueueKey, nil},
+		{sliceInformer, s.sliceChangeMatters, sliceQueueKey, s.indexSlice},
+		{nodeInformer, nodeChangeMatters, syncAll, nil},
+		{cmInformer.Informer(), anyChange, syncAll, nil},
+		{keptInformer.Informer(), anyChange, syncAll, nil},
 	} {
-		_, _ = h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		index := h.index
+		if index == nil {
+			index = func(_, _ any) {}
+		}
+		registration, _ := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
+				index(nil, obj)
 				if h.matters(nil, obj) {
 					s.queue.Add(h.key(obj))
 				}
 			},
 			UpdateFunc: func(old, cur any) {
+				index(old, cur)
 				if h.matters(old, cur) {
 					s.queue.Add(h.key(cur))
 				}
@@ -339,11 +351,17 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 					obj = d.Obj
 				}
+				index(obj, nil)
 				if h.matters(obj, nil) {
 					s.queue.Add(h.key(obj))
 				}
 			},
 		})
+		if h.index != nil && registration != nil {
+			// The first sync reads the index: wait until the handler has
+			// seen every object of the initial list.
+			s.synced = append(s.synced, registration.HasSynced)
+		}
 	}
 	_, _ = nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.wakeJoin() },
@@ -645,26 +663,11 @@ func (s *Speaker) localHolders(holders []*cachedService) []election.LocalHolder 
 	for _, svc := range holders {
 		if svc.local {
 			key := svc.key()
-			out = append(out, election.LocalHolder{Key: key, Ready: s.readyNodes(key)})
+			out = append(out, election.LocalHolder{Key: key, Ready: s.slicesOf.readyNodes(key)})
 		}
 	}
 	slices.SortFunc(out, func(a, b election.LocalHolder) int { return strings.Compare(a.Key, b.Key) })
 	return out
-}
-
-// readyNodes are the nodes with a ready endpoint of the Service
-// namespace/name, sorted.
-func (s *Speaker) readyNodes(serviceKey string) []string {
-	objs, err := s.sliceIndex.ByIndex(byServiceIndex, serviceKey)
-	if err != nil {
-		return nil
-	}
-	var nodes []string
-	for _, obj := range objs {
-		nodes = append(nodes, obj.(*endpointSliceNodes).readyNodes()...)
-	}
-	slices.Sort(nodes)
-	return slices.Compact(nodes)
 }
 
 // nodeEvent records an Event on this node.

@@ -551,7 +551,7 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return len(s.allServices()) == 5 && len(s.sliceIndex.List()) == 2, nil
+		return len(s.allServices()) == 5 && len(s.sliceStore.List()) == 2, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
