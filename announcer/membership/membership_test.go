@@ -203,3 +203,37 @@ func TestGossipsWithACompressingPeer(t *testing.T) {
 	_ = list.Shutdown()
 	waitMembers(t, a, "node-a", 10*time.Second)
 }
+
+// Alive stays sorted by name as members come, change and go.
+func TestAliveStaysSorted(t *testing.T) {
+	m := &Members{alive: map[string]aliveMember{}}
+	node := func(name, prefix string) *memberlist.Node {
+		meta, _ := json.Marshal(Meta{Interfaces: map[string][]string{"eth0": {prefix}}})
+		return &memberlist.Node{Name: name, Addr: net.IPv4(127, 0, 0, 1), Port: 7946, Meta: meta}
+	}
+	for _, step := range []struct {
+		do   func()
+		want string
+	}{
+		{func() { m.record(node("n3", "198.51.100.0/24")) }, "n3"},
+		{func() { m.record(node("n1", "198.51.100.0/24")) }, "n1,n3"},
+		{func() { m.record(node("n2", "198.51.100.0/24")) }, "n1,n2,n3"},
+		{func() { m.record(node("n2", "203.0.113.0/24")) }, "n1,n2,n3"},
+		{func() { m.forget("n1") }, "n2,n3"},
+		{func() { m.forget("n9") }, "n2,n3"},
+		{func() { m.record(node("n0", "198.51.100.0/24")) }, "n0,n2,n3"},
+	} {
+		step.do()
+		if got := names(m.Alive()); got != step.want {
+			t.Fatalf("members = %s, want %s", got, step.want)
+		}
+	}
+	if got := m.Alive()[1].Meta.Interfaces["eth0"]; !slices.Equal(got, []string{"203.0.113.0/24"}) {
+		t.Errorf("n2's meta after its update: %v", got)
+	}
+	alive := m.Alive()
+	alive[0].Name = "changed by a caller"
+	if names(m.Alive()) != "n0,n2,n3" {
+		t.Error("a caller's change to Alive's result reached the members")
+	}
+}
