@@ -43,6 +43,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
 )
@@ -54,9 +55,13 @@ type options struct {
 	status                 bool
 	local                  float64
 	port                   int
-	out                    string
-	settle, bound          time.Duration
-	seed                   uint64
+	transport              string
+	dilate                 float64
+	// probeInterval is the speakers' --memberlist-probe-interval.
+	probeInterval time.Duration
+	out           string
+	settle, bound time.Duration
+	seed          uint64
 }
 
 func main() {
@@ -69,6 +74,9 @@ func main() {
 	flag.IntVar(&o.startBatch, "start-batch", 10, "speakers started at once, each batch once the previous has joined")
 	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
 	flag.IntVar(&o.port, "port", 17946, "memberlist port every simulated speaker listens on, on its own loopback address")
+	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip interval; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md)")
+	flag.DurationVar(&o.probeInterval, "probe-interval", membership.DefaultTiming().ProbeInterval, "the speakers' --memberlist-probe-interval (before -dilate)")
+	flag.StringVar(&o.transport, "transport", "udp", "how the memberlists talk: udp (loopback UDP and TCP, each speaker on its own address) or memory (in the process, for a thousand speakers on a few cores; memnet.go)")
 	flag.StringVar(&o.out, "out", "", "also append the result line (and the machine's load) to this file")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "how long to watch for further moves after each takeover")
 	flag.DurationVar(&o.bound, "bound", 30*time.Second, "a takeover not done within this fails the run")
@@ -90,8 +98,8 @@ func main() {
 		klog.SetOutput(f)
 	}
 	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.services > 65534 || o.nodes > 60000 || o.local < 0 || o.local > 1 ||
-		o.bgpServices < 0 || o.bgpServices > 65534 {
-		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services, 0 to 65534 bgp services and a Local fraction from 0 to 1")
+		o.bgpServices < 0 || o.bgpServices > 65534 || (o.transport != "udp" && o.transport != "memory") || o.dilate < 1 || o.dilate > 100 || o.probeInterval <= membership.DefaultTiming().ProbeTimeout {
+		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services, 0 to 65534 bgp services, a Local fraction from 0 to 1 -transport udp or memory, -dilate from 1 to 100 and a probe interval longer than the probe timeout")
 		os.Exit(2)
 	}
 	if _, set := os.LookupEnv("GOGC"); !set && *memoryLimit > 0 {
@@ -110,6 +118,8 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	o.settle = time.Duration(float64(o.settle) * o.dilate)
+	o.bound = time.Duration(float64(o.bound) * o.dilate)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, o)
@@ -176,7 +186,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer sim.stopAll()
 	progress("%d speakers started; waiting until every address has one owner", o.nodes)
-	if err := sim.tracker.waitSettled(ctx, w.addrs, 5*time.Minute); err != nil {
+	if err := sim.tracker.waitSettled(ctx, w.addrs, time.Duration(float64(5*time.Minute)*o.dilate)); err != nil {
 		progress("members seen by each speaker: %v", sim.memberCounts())
 		return nil, fmt.Errorf("initial election: %w", err)
 	}
@@ -187,7 +197,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	progress("every address has one owner; killing %d speakers one after another", o.kills)
 
-	res := &result{nodes: o.nodes, services: o.services, kills: o.kills}
+	res := &result{nodes: o.nodes, services: o.services, kills: o.kills, dilate: o.dilate, probeInterval: o.probeInterval}
 	cpu0, wall0, gossip0, sync0, api0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown()
 	// Speaker-seconds over the kills: the speakers alive, integrated over
 	// time, for the CPU and gossip per speaker.
@@ -213,7 +223,11 @@ func run(ctx context.Context, o options) (*result, error) {
 		if err != nil {
 			return res, fmt.Errorf("kill %d (%s, owner of %d): %w", k+1, victim, len(owned), err)
 		}
-		res.converge = append(res.converge, took)
+		res.killed++
+		if len(owned) > 0 {
+			// A node that owned nothing has no takeover to time.
+			res.converge = append(res.converge, time.Duration(float64(took)/o.dilate))
+		}
 		res.moved += len(owned)
 		if err := sleep(ctx, o.settle); err != nil {
 			return res, err
@@ -230,14 +244,14 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	account()
 	for key, n := range api.breakdown() {
-		if d := n - api0[key]; d > 0 && len(res.converge) > 0 {
-			progress("API writes per kill: %s %d bytes (%d per moved address)", key, d/int64(len(res.converge)), d/int64(max(res.moved, 1)))
+		if d := n - api0[key]; d > 0 && res.killed > 0 {
+			progress("API writes per kill: %s %d bytes (%d per moved address)", key, d/int64(res.killed), d/int64(max(res.moved, 1)))
 		}
 	}
 	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / speakerSeconds
 	res.gossipPerSpeaker = (gossip() - gossip0) / speakerSeconds
 	res.syncP99 = syncHistogram().since(sync0).quantile(0.99)
-	res.doubleMax = sim.tracker.maxDouble()
+	res.doubleMax = time.Duration(float64(sim.tracker.maxDouble()) / o.dilate)
 	for _, d := range sim.tracker.longDoubles() {
 		progress("two owners: %s", d)
 	}
@@ -246,7 +260,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	// run fails when the speakers do not agree in the end. On two shared
 	// cores, false member failures can still be settling after the last
 	// kill, so the end is given a bound.
-	if err := sim.tracker.waitSettled(ctx, w.servable(w.addrs, sim.alive()), time.Minute); err != nil {
+	if err := sim.tracker.waitSettled(ctx, w.servable(w.addrs, sim.alive()), time.Duration(float64(time.Minute)*o.dilate)); err != nil {
 		return res, fmt.Errorf("after the kills: %w", err)
 	}
 	if o.bgpServices > 0 {
@@ -349,13 +363,19 @@ type result struct {
 	nodes, services, kills int
 	startBatch             int
 	status                 bool
-	converge               []time.Duration
-	movedForeign           int
-	doubleMax              time.Duration
-	syncP99                time.Duration
-	cpuPerSpeakerPct       float64
-	gossipPerSpeaker       float64
-	apiBytes               int64
+	// killed counts the kills done; converge times the takeovers of
+	// those whose node owned an address.
+	killed       int
+	converge     []time.Duration
+	movedForeign int
+	doubleMax    time.Duration
+	// dilate is -dilate: converge and doubleMax are already divided by it.
+	dilate           float64
+	probeInterval    time.Duration
+	syncP99          time.Duration
+	cpuPerSpeakerPct float64
+	gossipPerSpeaker float64
+	apiBytes         int64
 	// apiPerBGPService is what the speakers wrote per Cluster Service
 	// added to a bgp pool (measureBGPServices).
 	apiPerBGPService int64
@@ -370,15 +390,15 @@ func (r *result) line() string {
 	sorted := slices.Clone(r.converge)
 	slices.Sort(sorted)
 	apiPerChange, apiPerMoved := int64(0), int64(0)
-	if len(r.converge) > 0 {
-		apiPerChange = r.apiBytes / int64(len(r.converge))
+	if r.killed > 0 {
+		apiPerChange = r.apiBytes / int64(r.killed)
 	}
 	if r.moved > 0 {
 		apiPerMoved = r.apiBytes / int64(r.moved)
 	}
-	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d api_bytes_per_moved_address=%d api_bytes_per_bgp_service=%d unservable=%d",
-		r.nodes, r.services, len(r.converge), quantile(sorted, 0.5).Milliseconds(), quantile(sorted, 0.99).Milliseconds(),
-		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, apiPerMoved, r.apiPerBGPService, r.unservable)
+	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d api_bytes_per_moved_address=%d api_bytes_per_bgp_service=%d unservable=%d dilation=%g probe_interval_ms=%d",
+		r.nodes, r.services, r.killed, quantile(sorted, 0.5).Milliseconds(), quantile(sorted, 0.99).Milliseconds(),
+		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, apiPerMoved, r.apiPerBGPService, r.unservable, r.dilate, r.probeInterval.Milliseconds())
 }
 
 // quantile of sorted durations (nearest rank); 0 for none.

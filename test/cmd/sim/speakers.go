@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -30,6 +31,9 @@ type simulation struct {
 	// advertises: every node advertises each one, so there is no owner to
 	// track, only whether each has caught up.
 	bgpAdvertised sync.Map // node → int
+	// network carries the memberlists' packets with -transport memory;
+	// nil over loopback UDP.
+	network *memoryNetwork
 }
 
 type simSpeaker struct {
@@ -50,6 +54,13 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 	sim.tracker.explain = sim.views
 	shared := announcer.NewInformers(client, config.DefaultNamespace, config.DefaultConfigMapName)
 	key := []byte("ironlb-simulation-key-32-bytes!!")
+	timing := membership.DefaultTiming()
+	timing.ProbeInterval = o.probeInterval
+	var network *memoryNetwork
+	if o.transport == "memory" {
+		network = newMemoryNetwork()
+		sim.network = network
+	}
 	meta0 := membership.Meta{Interfaces: map[string][]string{"eth0": {netip.PrefixFrom(servicePrefix.Addr(), 64).String()}}}
 	for i, name := range w.nodes {
 		if i > 0 && i%o.startBatch == 0 {
@@ -58,10 +69,14 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 				return nil, err
 			}
 		}
-		members, err := membership.Start(membership.Config{
+		mc := membership.Config{
 			NodeName: name, BindAddr: w.ips[name].String(), Port: o.port, AdvertiseAddr: w.ips[name].String(),
-			SecretKey: key, Timing: membership.DefaultTiming(), Meta: meta0,
-		})
+			SecretKey: key, Timing: dilated(timing, o.dilate), Meta: meta0,
+		}
+		if network != nil {
+			mc.Transport = network.transport(net.UDPAddrFromAddrPort(netip.AddrPortFrom(w.ips[name], uint16(o.port))))
+		}
+		members, err := membership.Start(mc)
 		if err != nil {
 			sim.stopAll()
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -105,6 +120,13 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 		sim.running[name] = s
 	}
 	return sim, sim.waitReady(ctx, 60*time.Second)
+}
+
+// dilated is timing run factor times slower.
+func dilated(timing membership.Timing, factor float64) membership.Timing {
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * factor) }
+	timing.ProbeInterval, timing.ProbeTimeout, timing.GossipInterval = scale(timing.ProbeInterval), scale(timing.ProbeTimeout), scale(timing.GossipInterval)
+	return timing
 }
 
 // waitReady waits until every running speaker has joined.
