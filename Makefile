@@ -60,6 +60,8 @@ integration: build
 ## one after another (docs/scale.md); e.g. SIM_ARGS="-nodes 60 -services 1200
 ## -kill 10 -out sim.txt". sim-ci is the size CI runs, the issue's 100 / 2,000:
 ## on two cores, more in-process speakers starve each other's memberlist probes.
+## Larger runs: SIM_ARGS="-nodes 500 -services 1000 -status=false -start-batch 50
+## -transport memory -dilate 5" (docs/scale.md).
 SIM_ARGS ?=
 SIM_CI_ARGS ?= -nodes 100 -services 2000 -kill 10
 .PHONY: sim sim-ci
