@@ -200,10 +200,11 @@ type Speaker struct {
 	// seen so; metaGaveUp those elected without after metaWait. Only the
 	// sync goroutine uses them.
 	metaMissingSince map[string]time.Time
+	metaGaveUp       map[string]bool
 	// memberInterfaces are the members' published interfaces, parsed
 	// (electionNodes); each is parsed again only when its meta changed.
+	// Only the sync goroutine uses them.
 	memberInterfaces map[string]parsedInterfaces
-	metaGaveUp       map[string]bool
 	// mark and down settle memberlist partitions (partition.go).
 	mark *mark
 	down *standingDown

@@ -55,7 +55,7 @@ type Config struct {
 	Meta Meta
 	// Transport carries the packets and streams; nil is UDP and TCP on
 	// BindAddr:Port. The simulation (test/cmd/sim) gives an in-memory
-	// network, to run a thousand members in one process.
+	// network, to run hundreds of members in one process.
 	Transport memberlist.NodeAwareTransport
 }
 

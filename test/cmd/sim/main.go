@@ -74,9 +74,9 @@ func main() {
 	flag.IntVar(&o.startBatch, "start-batch", 10, "speakers started at once, each batch once the previous has joined")
 	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
 	flag.IntVar(&o.port, "port", 17946, "memberlist port every simulated speaker listens on, on its own loopback address")
-	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip interval; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md)")
+	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip interval; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md); the per-second figures (CPU, gossip) stay at the slower clock")
 	flag.DurationVar(&o.probeInterval, "probe-interval", membership.DefaultTiming().ProbeInterval, "the speakers' --memberlist-probe-interval (before -dilate)")
-	flag.StringVar(&o.transport, "transport", "udp", "how the memberlists talk: udp (loopback UDP and TCP, each speaker on its own address) or memory (in the process, for a thousand speakers on a few cores; memnet.go)")
+	flag.StringVar(&o.transport, "transport", "udp", "how the memberlists talk: udp (loopback UDP and TCP, each speaker on its own address) or memory (in the process, for hundreds of speakers on a few cores; memnet.go)")
 	flag.StringVar(&o.out, "out", "", "also append the result line (and the machine's load) to this file")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "how long to watch for further moves after each takeover")
 	flag.DurationVar(&o.bound, "bound", 30*time.Second, "a takeover not done within this fails the run")
@@ -99,7 +99,7 @@ func main() {
 	}
 	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.services > 65534 || o.nodes > 60000 || o.local < 0 || o.local > 1 ||
 		o.bgpServices < 0 || o.bgpServices > 65534 || (o.transport != "udp" && o.transport != "memory") || o.dilate < 1 || o.dilate > 100 || o.probeInterval <= membership.DefaultTiming().ProbeTimeout {
-		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services, 0 to 65534 bgp services, a Local fraction from 0 to 1 -transport udp or memory, -dilate from 1 to 100 and a probe interval longer than the probe timeout")
+		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services, 0 to 65534 bgp services, a Local fraction from 0 to 1, -transport udp or memory, -dilate from 1 to 100 and a probe interval longer than the probe timeout")
 		os.Exit(2)
 	}
 	if _, set := os.LookupEnv("GOGC"); !set && *memoryLimit > 0 {
@@ -254,6 +254,9 @@ func run(ctx context.Context, o options) (*result, error) {
 	res.doubleMax = time.Duration(float64(sim.tracker.maxDouble()) / o.dilate)
 	for _, d := range sim.tracker.longDoubles() {
 		progress("two owners: %s", d)
+	}
+	if sim.network != nil {
+		progress("in-memory network: %d packets lost to full queues", sim.network.dropped.Load())
 	}
 	res.unservable = len(w.addrs) - len(w.servable(w.addrs, sim.alive()))
 	// Spells of two owners and foreign moves are figures of the run; the

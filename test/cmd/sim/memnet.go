@@ -15,9 +15,9 @@ import (
 // memoryNetwork carries the simulated speakers' memberlist packets and
 // streams inside the process (-transport memory). Over loopback UDP each
 // packet costs two system calls, and memberlist's UDP transport reads each
-// into a fresh 64 KB buffer: at a thousand speakers that is gigabytes of
-// garbage a second in the one heap they share, where a real node's speaker
-// receives a few dozen packets a second into its own. Here a packet is
+// into a fresh 64 KB buffer: at a few dozen packets a second per speaker,
+// hundreds of speakers make gigabytes of garbage a second in the one heap
+// they share, where a real node's speaker makes megabytes in its own. Here a packet is
 // handed over as it was sent. Like UDP, a packet to a full queue or a
 // stopped member is lost without a word, and a stream to a stopped member
 // is refused.
