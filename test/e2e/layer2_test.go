@@ -70,6 +70,14 @@ func startEnv(t *testing.T, opts labenv.Options) *labenv.Env {
 		}
 		env.Close()
 	})
+	// Tests begin once every speaker has met the others, as Services
+	// created after an install find them. Speakers started at once pair
+	// up before the last one answers: a Service created meanwhile can
+	// be announced for some milliseconds by a node the others do not
+	// elect, and its Announcing Event names that node.
+	if err := env.WaitConverged(t.Context(), time.Minute); err != nil {
+		t.Fatalf("the speakers did not all meet: %v", err)
+	}
 	return env
 }
 
