@@ -45,10 +45,10 @@ func (s *Speaker) indexSlice(old, cur any) {
 // sliceService is the slice's Service, namespace/name; "" when it has none.
 func sliceService(obj any) string {
 	sl, ok := obj.(*endpointSliceNodes)
-	if !ok || sl.service.Value() == "" {
+	if !ok || sl.service == "" {
 		return ""
 	}
-	return sl.namespace.Value() + "/" + sl.service.Value()
+	return sl.namespace.Value() + "/" + sl.service
 }
 
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
@@ -99,7 +99,7 @@ func (s *Speaker) sliceChangeMatters(old, cur any) bool {
 	if ref == nil {
 		return true
 	}
-	svc := s.serviceByKey(ref.namespace.Value() + "/" + ref.service.Value())
+	svc := s.serviceByKey(ref.namespace.Value() + "/" + ref.service)
 	if svc == nil {
 		return false // its Service's own event syncs when it comes
 	}

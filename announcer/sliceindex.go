@@ -14,15 +14,17 @@ import (
 //
 // client-go's indexer would keep a set of slice keys per Service: a map
 // each, about 350 bytes, 3.5 MiB of live heap at 10,000 Services. This keeps
-// the slices themselves, a slice of pointers per Service under keys of two
-// interned handles.
+// the slices themselves, a slice of pointers per Service.
 type slicesByService struct {
 	mu        sync.RWMutex
 	byService map[serviceRef][]*endpointSliceNodes
 }
 
-// serviceRef is a Service's namespace and name, interned.
-type serviceRef struct{ namespace, name unique.Handle[string] }
+// serviceRef is a Service's namespace (interned) and name.
+type serviceRef struct {
+	namespace unique.Handle[string]
+	name      string
+}
 
 func newSlicesByService() *slicesByService {
 	return &slicesByService{byService: map[serviceRef][]*endpointSliceNodes{}}
@@ -42,7 +44,7 @@ func (x *slicesByService) update(old, cur *endpointSliceNodes) {
 			x.byService[ref] = kept
 		}
 	}
-	if cur != nil && cur.service.Value() != "" {
+	if cur != nil && cur.service != "" {
 		ref := serviceRef{cur.namespace, cur.service}
 		list := slices.DeleteFunc(x.byService[ref], func(e *endpointSliceNodes) bool { return e.name == cur.name })
 		x.byService[ref] = append(list, cur)
@@ -56,7 +58,7 @@ func (x *slicesByService) readyNodes(serviceKey string) []string {
 	if err != nil {
 		return nil
 	}
-	ref := serviceRef{unique.Make(namespace), unique.Make(name)}
+	ref := serviceRef{unique.Make(namespace), name}
 	x.mu.RLock()
 	var nodes []string
 	for _, sl := range x.byService[ref] {

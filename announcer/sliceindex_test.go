@@ -8,7 +8,7 @@ import (
 
 func TestSlicesByService(t *testing.T) {
 	slice := func(namespace, name, service string, ready ...string) *endpointSliceNodes {
-		sl := &endpointSliceNodes{namespace: unique.Make(namespace), name: name, service: unique.Make(service)}
+		sl := &endpointSliceNodes{namespace: unique.Make(namespace), name: name, service: service}
 		for _, n := range ready {
 			sl.ready = append(sl.ready, unique.Make(n))
 		}

@@ -3,6 +3,7 @@ package announcer
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"unique"
 
 	v1 "k8s.io/api/core/v1"
@@ -34,7 +35,7 @@ func slimService(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	out := &cachedService{namespace: unique.Make(svc.Namespace), name: svc.Name, uid: svc.UID, resourceVersion: svc.ResourceVersion,
+	out := &cachedService{key: svc.Namespace + "/" + svc.Name, uid: svc.UID, resourceVersion: svc.ResourceVersion,
 		loadBalancer: svc.Spec.Type == v1.ServiceTypeLoadBalancer,
 		local:        svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal}
 	if c := svc.Spec.LoadBalancerClass; c != nil {
@@ -51,12 +52,13 @@ func slimService(obj any) (any, error) {
 // cachedService is what the speaker's cache keeps of a Service: its type and
 // class (whether ironlb announces for it), its traffic policy and its
 // load-balancer addresses, keyed like the Service. A slimmed Service struct
-// took about 800 bytes with its status; this takes about 200, the
-// namespace and class interned.
+// took about 800 bytes with its status; this takes about 200, the class
+// interned.
 type cachedService struct {
-	name, resourceVersion string
-	namespace             unique.Handle[string]
-	uid                   types.UID
+	// key is namespace/name, made once: the held addresses and their
+	// elections name their Services by it, and share this copy.
+	key, resourceVersion string
+	uid                  types.UID
 	// loadBalancer: spec.type is LoadBalancer. class is its
 	// loadBalancerClass, the zero handle when it has none.
 	loadBalancer bool
@@ -80,17 +82,19 @@ func (c *cachedService) servedBy(filter config.ClassFilter) bool {
 	return filter.ServesClass(&class)
 }
 
-// key is namespace/name, the informer's key.
-func (c *cachedService) key() string { return c.namespace.Value() + "/" + c.name }
-
-// eventTarget is a Service that Events can be recorded on: they find it by
-// kind, namespace, name and UID.
-func (c *cachedService) eventTarget() *v1.Service {
-	return &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.namespace.Value(), Name: c.name, UID: c.uid, ResourceVersion: c.resourceVersion}}
+// meta identifies the Service: for the informer's key, and for Events,
+// which find it by kind, namespace, name and UID.
+func (c *cachedService) meta() metav1.ObjectMeta {
+	namespace, name, _ := strings.Cut(c.key, "/")
+	return metav1.ObjectMeta{Namespace: namespace, Name: name, UID: c.uid, ResourceVersion: c.resourceVersion}
 }
 
+// eventTarget is a Service that Events can be recorded on.
+func (c *cachedService) eventTarget() *v1.Service { return &v1.Service{ObjectMeta: c.meta()} }
+
 func (c *cachedService) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: c.namespace.Value(), Name: c.name, UID: c.uid, ResourceVersion: c.resourceVersion}
+	m := c.meta()
+	return &m
 }
 
 func (c *cachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
@@ -111,7 +115,7 @@ func slimEndpointSlice(obj any) (any, error) {
 		return obj, nil
 	}
 	out := &endpointSliceNodes{namespace: unique.Make(sl.Namespace), name: sl.Name, resourceVersion: sl.ResourceVersion,
-		service: unique.Make(sl.Labels[discoveryv1.LabelServiceName])}
+		service: sl.Labels[discoveryv1.LabelServiceName]}
 	if nodes := readyOnNodes(sl); len(nodes) > 0 {
 		out.ready = make([]unique.Handle[string], len(nodes))
 		for i, n := range nodes {
@@ -124,14 +128,16 @@ func slimEndpointSlice(obj any) (any, error) {
 // endpointSliceNodes is what the speaker's cache keeps of an EndpointSlice.
 // It is keyed like the slice (namespace/name) and has its resourceVersion,
 // which is all an informer asks of what it stores. The strings thousands of
-// slices repeat (namespaces, Services, node names) are interned: the
-// handles keep one copy each alive, and are a word each.
+// slices repeat (namespaces, node names) are interned: the handles keep one
+// copy each alive, and are a word each. A Service's name is not: two slices
+// share it, and an interned string costs about 400 bytes of the intern
+// table, against the 20 of a copy.
 type endpointSliceNodes struct {
 	name, resourceVersion string
 	namespace             unique.Handle[string]
 	// service is the slice's Service (label kubernetes.io/service-name),
 	// "" when it has none.
-	service unique.Handle[string]
+	service string
 	// ready are the nodes with a ready endpoint, sorted, each once.
 	ready []unique.Handle[string]
 }

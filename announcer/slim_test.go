@@ -38,7 +38,7 @@ func TestSlimObjectsKeepWhatTheSpeakerReads(t *testing.T) {
 			c := slim.(*cachedService)
 			key, err := cache.MetaNamespaceKeyFunc(c)
 			m, _ := meta.Accessor(c)
-			if err != nil || key != obj.Namespace+"/"+obj.Name || c.key() != key || m.GetUID() != obj.UID || m.GetResourceVersion() != obj.ResourceVersion {
+			if err != nil || key != obj.Namespace+"/"+obj.Name || c.key != key || m.GetUID() != obj.UID || m.GetResourceVersion() != obj.ResourceVersion {
 				t.Errorf("%s: the slim copy is keyed %q (%v), UID %q, resourceVersion %q", obj.Name, key, err, m.GetUID(), m.GetResourceVersion())
 			}
 			if ref, err := reference.GetReference(scheme.Scheme, c.eventTarget()); err != nil || ref.Kind != "Service" || ref.Name != obj.Name ||

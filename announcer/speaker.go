@@ -663,7 +663,7 @@ func (s *Speaker) localHolders(holders []*cachedService) []election.LocalHolder 
 	var out []election.LocalHolder
 	for _, svc := range holders {
 		if svc.local {
-			key := svc.key()
+			key := svc.key
 			out = append(out, election.LocalHolder{Key: key, Ready: s.slicesOf.readyNodes(key)})
 		}
 	}
@@ -762,7 +762,7 @@ func addressesOf(services []*cachedService, filter config.ClassFilter) map[netip
 func serviceKeys(svcs []*cachedService) []string {
 	keys := make([]string, 0, len(svcs))
 	for _, s := range svcs {
-		keys = append(keys, s.key())
+		keys = append(keys, s.key)
 	}
 	slices.Sort(keys)
 	return keys
