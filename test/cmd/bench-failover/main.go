@@ -287,6 +287,9 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 		return r, err
 	}
 	r.memory += fmt.Sprintf(" %v later, with nothing changing: %s.", settledAfter, settled)
+	if im.impl == labenv.ImplIronLB {
+		r.memory += " Go heap then: " + speakerHeap(ctx, env) + "."
+	}
 	return r, nil
 }
 
@@ -606,7 +609,8 @@ func cpuTicks(pid int) (uint64, error) {
 // RSS is read again.
 const settledAfter = time.Minute
 
-// speakerRSS reads every speaker's resident memory.
+// speakerRSS reads every speaker's resident memory, and how much of it is
+// anonymous (the Go runtime's) and how much pages of the binary.
 func speakerRSS(env *labenv.Env) (string, error) {
 	var parts []string
 	for _, n := range env.Lab.Nodes() {
@@ -614,11 +618,13 @@ func speakerRSS(env *labenv.Env) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		field := map[string]string{}
 		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "VmRSS:") {
-				parts = append(parts, n.Name+" "+strings.Join(strings.Fields(line)[1:], " "))
+			if name, value, ok := strings.Cut(line, ":"); ok {
+				field[name] = strings.TrimSpace(value)
 			}
 		}
+		parts = append(parts, fmt.Sprintf("%s %s (anon %s, file %s)", n.Name, field["VmRSS"], field["RssAnon"], field["RssFile"]))
 	}
 	return strings.Join(parts, ", "), nil
 }
@@ -646,8 +652,10 @@ func cpuUsed(env *labenv.Env, before, after map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-// speakerHeap reads each ironlb speaker's Go heap in use and next GC
-// target from its metrics, in MiB: what of its RSS is live objects.
+// speakerHeap reads from each ironlb speaker's metrics, in MiB, where its
+// anonymous memory goes: the Go heap in use and the next GC target, the
+// heap's free pages not yet handed back to the kernel, goroutine stacks and
+// the runtime's own structures.
 func speakerHeap(ctx context.Context, env *labenv.Env) string {
 	var parts []string
 	for _, n := range env.Lab.Nodes() {
@@ -656,17 +664,31 @@ func speakerHeap(ctx context.Context, env *labenv.Env) string {
 			parts = append(parts, n.Name+" "+err.Error())
 			continue
 		}
-		value := func(name string) string {
+		value := func(names ...string) string {
+			sum, found := 0.0, 0
 			for line := range strings.Lines(body) {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+				if f := strings.Fields(line); len(f) == 2 && slices.Contains(names, f[0]) {
 					if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-						return fmt.Sprintf("%.1f", v/(1<<20))
+						sum, found = sum+v, found+1
 					}
 				}
 			}
-			return "?"
+			if found != len(names) {
+				return "?"
+			}
+			return fmt.Sprintf("%.1f", sum/(1<<20))
 		}
-		parts = append(parts, fmt.Sprintf("%s %s / %s MiB", n.Name, value("go_memstats_heap_inuse_bytes"), value("go_memstats_next_gc_bytes")))
+		idle, released := value("go_memstats_heap_idle_bytes"), value("go_memstats_heap_released_bytes")
+		unreturned := "?"
+		if i, err1 := strconv.ParseFloat(idle, 64); err1 == nil {
+			if r, err2 := strconv.ParseFloat(released, 64); err2 == nil {
+				unreturned = fmt.Sprintf("%.1f", i-r)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %s / %s MiB (free, not returned %s; stacks %s; runtime %s)", n.Name,
+			value("go_memstats_heap_inuse_bytes"), value("go_memstats_next_gc_bytes"), unreturned,
+			value("go_memstats_stack_sys_bytes"),
+			value("go_memstats_mspan_sys_bytes", "go_memstats_mcache_sys_bytes", "go_memstats_buck_hash_sys_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes")))
 	}
 	return strings.Join(parts, ", ")
 }
