@@ -153,7 +153,7 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 		s.queue.Add(syncKey) // the BGP sessions may follow another config layer
 	}
 	s.table.UpdateAddresses(changed, released)
-	return s.apply(ctx)
+	return s.applyFor(ctx, affected)
 }
 
 // addressesOfService are the addresses the Service key holds, if ironlb

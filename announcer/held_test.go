@@ -2,8 +2,11 @@ package announcer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ironlb/ironlb/announcer/election"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/config"
 )
@@ -227,5 +231,106 @@ func TestReleasingTheLastBGPAddressResyncsTheSessions(t *testing.T) {
 	}
 	if !queued() {
 		t.Error("releasing the last bgp address queued no full sync")
+	}
+}
+
+// countingProtocol counts SetAnnounced calls, and fails the next one when
+// told to.
+type countingProtocol struct {
+	recordingProtocol
+	calls    int
+	failNext bool
+}
+
+func (p *countingProtocol) SetAnnounced(ctx context.Context, want map[netip.Addr]string) error {
+	p.mu.Lock()
+	p.calls++
+	fail := p.failNext
+	p.failNext = false
+	p.mu.Unlock()
+	if fail {
+		return errors.New("injected failure")
+	}
+	return p.recordingProtocol.SetAnnounced(ctx, want)
+}
+
+// TestServiceSyncAppliesOnlyWhatChanged: a Service sync hands the protocols
+// a new set only when one of its addresses is announced otherwise on this
+// node, and after a failed one, whatever the next sync is about.
+func TestServiceSyncAppliesOnlyWhatChanged(t *testing.T) {
+	ctx := t.Context()
+	nodes := []string{"node-1", "node-2"}
+	// One address elected to each node.
+	owned := map[string]string{}
+	for i := 1; len(owned) < 2 && i < 255; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i)
+		if owner, _ := election.Owner(netip.MustParseAddr(ip), nodes); owned[owner] == "" {
+			owned[owner] = ip
+		}
+	}
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: config.DefaultNamespace, Name: config.DefaultConfigMapName},
+		Data: map[string]string{config.ConfigMapKey: speakerConfig}}
+	client := fake.NewClientset(cm, node("node-1", nil), node("node-2", nil),
+		lbWithIP("mine", owned["node-1"], false), lbWithIP("theirs", owned["node-2"], false))
+	members := &fakeMembers{changes: make(chan struct{})}
+	for _, n := range nodes {
+		members.members = append(members.members, membership.Member{Name: n, Meta: lanMeta(), MetaKnown: true})
+	}
+	layer2 := &countingProtocol{}
+	s := NewSpeaker(client, members, SpeakerOptions{NodeName: "node-1", ConfigNamespace: config.DefaultNamespace,
+		ConfigName: config.DefaultConfigMapName, Protocols: map[config.Mode]Protocol{config.ModeLayer2: layer2}})
+	t.Cleanup(s.queue.ShutDown)
+	startSynced(t, ctx, s)
+	mine := netip.MustParseAddr(owned["node-1"])
+	if got := layer2.get(); len(got) != 1 || got[mine] == "" {
+		t.Fatalf("after the first sync node-1 announces %v, want %s", got, mine)
+	}
+	calls := func() int {
+		layer2.mu.Lock()
+		defer layer2.mu.Unlock()
+		return layer2.calls
+	}
+	svcs := client.CoreV1().Services("default")
+	update := func(svc *v1.Service) {
+		t.Helper()
+		if _, err := svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitForCaches(t, s, client)
+	}
+	for _, step := range []struct {
+		name      string
+		change    func()
+		service   string
+		failNext  bool
+		wantCalls int
+		want      []netip.Addr
+	}{
+		{"another node's address changes", func() { update(lbWithIP("theirs", owned["node-2"], true)) }, "theirs", false, 0, []netip.Addr{mine}},
+		{"this node's Service is synced unchanged", func() {}, "mine", false, 0, []netip.Addr{mine}},
+		{"this node's address is released, and the protocol fails", func() {
+			update(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "mine"}, Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP}})
+		}, "mine", true, 1, nil},
+		{"an unrelated sync retries the failed set", func() {}, "theirs", false, 1, nil},
+		{"and the next one is skipped again", func() {}, "theirs", false, 0, nil},
+		{"the address comes back", func() { update(lbWithIP("mine", owned["node-1"], false)) }, "mine", false, 1, []netip.Addr{mine}},
+	} {
+		step.change()
+		layer2.mu.Lock()
+		layer2.failNext = step.failNext
+		layer2.mu.Unlock()
+		before := calls()
+		err := s.syncService(ctx, "default/"+step.service)
+		if (err != nil) != step.failNext {
+			t.Fatalf("%s: sync error %v", step.name, err)
+		}
+		if got := calls() - before; got != step.wantCalls {
+			t.Errorf("%s: %d SetAnnounced calls, want %d", step.name, got, step.wantCalls)
+		}
+		if !step.failNext {
+			if got := slices.SortedFunc(maps.Keys(layer2.get()), netip.Addr.Compare); !slices.Equal(got, step.want) {
+				t.Errorf("%s: announced %v, want %v", step.name, got, step.want)
+			}
+		}
 	}
 }

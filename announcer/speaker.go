@@ -174,11 +174,16 @@ type Speaker struct {
 	kept        *config.Kept
 	keptData    map[string]string
 	layers      config.Layers
-	announced   map[netip.Addr]announcement
+	// announced is what the protocols were last given; its map is
+	// replaced, never changed.
+	announced map[netip.Addr]announcement
 	// table elects the owners and held is what it was given. Only the sync
 	// goroutine uses them.
 	table *election.Table
 	held  *heldAddresses
+	// applyFailed is set while a protocol failed to take the last apply:
+	// the next one is whole, whatever changed.
+	applyFailed bool
 
 	// joined is set once this speaker has met the others (or waited
 	// JoinGrace for them): a speaker that has not yet joined sees itself as
@@ -229,6 +234,11 @@ type announcement struct {
 	// the address that have no ready endpoint on this node, when no node
 	// has one of each.
 	unserved []string
+}
+
+func (a *announcement) equal(o *announcement) bool {
+	return a.mode == o.mode && a.iface == o.iface && slices.Equal(a.services, o.services) && a.pool == o.pool &&
+		a.fromKept == o.fromKept && a.wholePool == o.wholePool && slices.Equal(a.unserved, o.unserved)
 }
 
 // The queue's keys: syncKey recomputes everything; membersKey only the
@@ -539,13 +549,9 @@ func (s *Speaker) apply(ctx context.Context) error {
 	s.mu.Unlock()
 	want := map[netip.Addr]announcement{}
 	for ip, d := range s.table.Mine() {
-		h := s.held.byIP[ip]
-		if down != nil && h.pool.Mode != config.ModeBGP && s.servedElsewhere(h.pool, h.local, down.other) {
-			continue // the larger side announces it
+		if a, ok := s.announcementOf(ip, d, down); ok {
+			want[ip] = a
 		}
-		want[ip] = announcement{mode: h.pool.Mode, iface: d.Interface, services: h.services,
-			pool: h.pool.Name, fromKept: h.fromKept, unserved: d.Unserved,
-			wholePool: h.pool.Mode == config.ModeBGP && !h.fromKept && len(h.local) == 0}
 	}
 	var errs []error
 	for mode, p := range s.opts.Protocols {
@@ -561,7 +567,44 @@ func (s *Speaker) apply(ctx context.Context) error {
 		announcedAddresses.WithLabelValues(string(mode)).Set(float64(len(set)))
 	}
 	s.recordChanges(want)
+	s.applyFailed = len(errs) > 0
 	return errors.Join(errs...)
+}
+
+// applyFor is apply after a change that can only have touched ips (a
+// Service's addresses): when none of them is to be announced otherwise
+// than it is, nothing else can have changed either, and the protocols and
+// the status are left alone. On a node that announces thousands of
+// addresses, most Service changes are about addresses of other nodes, and
+// a whole apply costs as much as the addresses it announces.
+func (s *Speaker) applyFor(ctx context.Context, ips []netip.Addr) error {
+	s.mu.Lock()
+	down, announced := s.down, s.announced
+	s.mu.Unlock()
+	if s.applyFailed || slices.ContainsFunc(ips, func(ip netip.Addr) bool {
+		a, announce := announcement{}, false
+		if d, mine := s.table.Mine()[ip]; mine {
+			a, announce = s.announcementOf(ip, d, down)
+		}
+		before, was := announced[ip]
+		return announce != was || (announce && !a.equal(&before))
+	}) {
+		return s.apply(ctx)
+	}
+	return nil
+}
+
+// announcementOf is how this node announces ip, which the election gave it
+// (d), and false when it stands down from it: during a partition (down,
+// nil when none), the larger side announces it.
+func (s *Speaker) announcementOf(ip netip.Addr, d election.Decision, down *standingDown) (announcement, bool) {
+	h := s.held.byIP[ip]
+	if down != nil && h.pool.Mode != config.ModeBGP && s.servedElsewhere(h.pool, h.local, down.other) {
+		return announcement{}, false
+	}
+	return announcement{mode: h.pool.Mode, iface: d.Interface, services: h.services,
+		pool: h.pool.Name, fromKept: h.fromKept, unserved: d.Unserved,
+		wholePool: h.pool.Mode == config.ModeBGP && !h.fromKept && len(h.local) == 0}, true
 }
 
 // metaWait bounds how long elections wait for a member's interfaces.
