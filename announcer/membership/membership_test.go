@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -235,5 +236,42 @@ func TestAliveStaysSorted(t *testing.T) {
 	alive[0].Name = "changed by a caller"
 	if names(m.Alive()) != "n0,n2,n3" {
 		t.Error("a caller's change to Alive's result reached the members")
+	}
+}
+
+// TestTimingForMembers: past 100 members the probe interval shortens so
+// that memberlist's least suspicion timeout, SuspicionMult × log10(n)
+// intervals, stays what it is at 100, down to 1.25 probe timeouts.
+func TestTimingForMembers(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		timing  Timing
+		members int
+		want    time.Duration
+	}{
+		{"a small cluster", DefaultTiming(), 3, 200 * ms},
+		{"100 members", DefaultTiming(), 100, 200 * ms},
+		{"1,000 members", DefaultTiming(), 1000, 133333333},
+		{"10,000 members: the floor", DefaultTiming(), 10000, 125 * ms},
+		{"never longer than given", Timing{ProbeInterval: 100 * ms, ProbeTimeout: 90 * ms, SuspicionMult: 3}, 10000, 100 * ms},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.timing.ForMembers(tc.members)
+			if got.ProbeInterval != tc.want {
+				t.Errorf("probe interval %v, want %v", got.ProbeInterval, tc.want)
+			}
+			if got.ProbeTimeout != tc.timing.ProbeTimeout || got.GossipInterval != tc.timing.GossipInterval || got.SuspicionMult != tc.timing.SuspicionMult {
+				t.Errorf("changed more than the probe interval: %+v from %+v", got, tc.timing)
+			}
+			if tc.members > 100 && got.ProbeInterval > tc.timing.ProbeTimeout*5/4 {
+				least := func(tm Timing, n int) float64 {
+					return float64(tm.SuspicionMult) * math.Log10(float64(n)) * tm.ProbeInterval.Seconds()
+				}
+				if a, b := least(got, tc.members), least(tc.timing, 100); math.Abs(a-b) > 1e-6 {
+					t.Errorf("least suspicion timeout %.3fs at %d members, want %.3fs as at 100", a, tc.members, b)
+				}
+			}
+		})
 	}
 }

@@ -26,6 +26,9 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"net/netip"
 	"os"
 	"os/signal"
@@ -57,7 +60,8 @@ type options struct {
 	port                   int
 	transport              string
 	dilate                 float64
-	// probeInterval is the speakers' --memberlist-probe-interval.
+	// probeInterval is the speakers' --memberlist-probe-interval; 0 is
+	// the speaker's default for a cluster of -nodes (o.timing).
 	probeInterval time.Duration
 	out           string
 	settle, bound time.Duration
@@ -75,13 +79,14 @@ func main() {
 	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
 	flag.IntVar(&o.port, "port", 17946, "memberlist port every simulated speaker listens on, on its own loopback address")
 	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip interval; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md); the per-second figures (CPU, gossip) stay at the slower clock")
-	flag.DurationVar(&o.probeInterval, "probe-interval", membership.DefaultTiming().ProbeInterval, "the speakers' --memberlist-probe-interval (before -dilate)")
+	flag.DurationVar(&o.probeInterval, "probe-interval", 0, "the speakers' --memberlist-probe-interval (before -dilate); by default theirs, which follows the number of nodes")
 	flag.StringVar(&o.transport, "transport", "udp", "how the memberlists talk: udp (loopback UDP and TCP, each speaker on its own address) or memory (in the process, for hundreds of speakers on a few cores; memnet.go)")
 	flag.StringVar(&o.out, "out", "", "also append the result line (and the machine's load) to this file")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "how long to watch for further moves after each takeover")
 	flag.DurationVar(&o.bound, "bound", 30*time.Second, "a takeover not done within this fails the run")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the kill order and endpoint placement")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address (host:port) while the run goes on: the heap and goroutines of a large run that does not finish")
 	logPath := flag.String("log", "", "write the speakers' logs (klog) to this file; by default they are dropped")
 	memoryLimit := flag.Int64("memory-limit", defaultMemoryLimit(), "unless GOGC is set, collect garbage only when the heap nears this many bytes (0: Go's default collector); by default 6 GiB or half the available memory, the smaller")
 	klog.InitFlags(nil)
@@ -98,7 +103,7 @@ func main() {
 		klog.SetOutput(f)
 	}
 	if o.nodes < 2 || o.startBatch < 1 || o.kills >= o.nodes || o.services < 1 || o.services > 65534 || o.nodes > 60000 || o.local < 0 || o.local > 1 ||
-		o.bgpServices < 0 || o.bgpServices > 65534 || (o.transport != "udp" && o.transport != "memory") || o.dilate < 1 || o.dilate > 100 || o.probeInterval <= membership.DefaultTiming().ProbeTimeout {
+		o.bgpServices < 0 || o.bgpServices > 65534 || (o.transport != "udp" && o.transport != "memory") || o.dilate < 1 || o.dilate > 100 || (o.probeInterval != 0 && o.probeInterval <= membership.DefaultTiming().ProbeTimeout) {
 		fmt.Fprintln(os.Stderr, "sim: need 2 to 60000 nodes, fewer kills than nodes, 1 to 65534 services, 0 to 65534 bgp services, a Local fraction from 0 to 1, -transport udp or memory, -dilate from 1 to 100 and a probe interval longer than the probe timeout")
 		os.Exit(2)
 	}
@@ -117,6 +122,18 @@ func main() {
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if *pprofAddr != "" {
+		if host, _, err := net.SplitHostPort(*pprofAddr); err != nil || !isLoopback(host) {
+			fmt.Fprintln(os.Stderr, "sim: -pprof wants a loopback host:port")
+			os.Exit(2)
+		}
+		go func() {
+			// The default mux, where net/http/pprof registers.
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "sim: -pprof:", err)
+			}
+		}()
 	}
 	o.settle = time.Duration(float64(o.settle) * o.dilate)
 	o.bound = time.Duration(float64(o.bound) * o.dilate)
@@ -197,7 +214,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	progress("every address has one owner; killing %d speakers one after another", o.kills)
 
-	res := &result{nodes: o.nodes, services: o.services, kills: o.kills, dilate: o.dilate, probeInterval: o.probeInterval}
+	res := &result{nodes: o.nodes, services: o.services, kills: o.kills, dilate: o.dilate, probeInterval: o.timing().ProbeInterval}
 	cpu0, wall0, gossip0, sync0, api0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown()
 	// Speaker-seconds over the kills: the speakers alive, integrated over
 	// time, for the CPU and gossip per speaker.
@@ -445,4 +462,21 @@ func appendLine(path, line string) {
 	}
 	defer f.Close()
 	fmt.Fprintln(f, line)
+}
+
+// isLoopback reports whether host is a loopback IP address.
+func isLoopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// timing is the speakers' memberlist timing, before -dilate: as a speaker
+// in a cluster of o.nodes sets it, unless -probe-interval is given.
+func (o options) timing() membership.Timing {
+	timing := membership.DefaultTiming()
+	if o.probeInterval != 0 {
+		timing.ProbeInterval = o.probeInterval
+		return timing
+	}
+	return timing.ForMembers(o.nodes)
 }

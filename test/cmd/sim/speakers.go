@@ -54,8 +54,7 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 	sim.tracker.explain = sim.views
 	shared := announcer.NewInformers(client, config.DefaultNamespace, config.DefaultConfigMapName)
 	key := []byte("ironlb-simulation-key-32-bytes!!")
-	timing := membership.DefaultTiming()
-	timing.ProbeInterval = o.probeInterval
+	timing := o.timing()
 	var network *memoryNetwork
 	if o.transport == "memory" {
 		network = newMemoryNetwork()
