@@ -3,6 +3,7 @@ package announcer
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -87,7 +88,7 @@ func (s *Speaker) joinGrace() time.Duration {
 }
 
 // joinNodes asks membership to contact node speakers it does not know yet,
-// and returns how many stay unknown. Nodes are found from the Node list:
+// and returns how many stay unknown (the cluster's view, after any answer). Nodes are found from the Node list:
 // their InternalIP. A node without a speaker (not running yet, or excluded
 // from the DaemonSet) counts as unknown until the join grace ends.
 //
@@ -100,14 +101,28 @@ func (s *Speaker) joinGrace() time.Duration {
 // thousand nodes would pull that view a thousand times. Until one answers,
 // each failed contact is replaced by the next node; once joined, the
 // others are contacted on the next rounds, if still unknown by then.
+//
+// A speaker that has joined contacts each unknown node only with a chance
+// of joinHelpers in the members it knows. Every member sees the same
+// unknown node (a new Node whose speaker starts, a speaker that cannot
+// reach them): contacted by all of them, a new node of a thousand-node
+// cluster would serve a thousand pulls of the whole view. Contacted by a
+// few each round, it still merges with the cluster, as do two halves of
+// one that never met.
 func (s *Speaker) joinNodes() int {
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return 0
 	}
-	addrs := s.unknownAddresses(nodes)
+	addrs, members := s.unknownAddresses(nodes)
 	if len(addrs) == 0 {
 		return 0
+	}
+	unknown := len(addrs)
+	seeking := !s.hasJoined()
+	if !seeking && members > joinHelpers {
+		chance := float64(joinHelpers) / float64(members)
+		addrs = slices.DeleteFunc(addrs, func(string) bool { return rand.Float64() >= chance })
 	}
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 	answered := make(chan bool, len(addrs))
@@ -131,8 +146,7 @@ func (s *Speaker) joinNodes() int {
 	// with the next node until one answers: many nodes may run no speaker
 	// (a DaemonSet with a nodeSelector), and it must not announce alone.
 	// One that has joined contacts one window per round.
-	seeking := !s.hasJoined()
-	missing := len(addrs)
+	missing := unknown
 	for inFlight > 0 {
 		ok := <-answered
 		inFlight--
@@ -147,9 +161,10 @@ func (s *Speaker) joinNodes() int {
 			contact()
 		}
 	}
-	if missing < len(addrs) {
+	if missing < unknown {
 		// The answers brought the others' views: count again.
-		missing = len(s.unknownAddresses(nodes))
+		addrs, _ := s.unknownAddresses(nodes)
+		missing = len(addrs)
 	}
 	return missing
 }
@@ -157,10 +172,16 @@ func (s *Speaker) joinNodes() int {
 // joinFanout bounds the speakers a join round contacts at once.
 const joinFanout = 8
 
-// unknownAddresses are the InternalIPs of the nodes that are not members.
-func (s *Speaker) unknownAddresses(nodes []*v1.Node) []string {
-	known := map[string]bool{}
-	for _, m := range s.members.Alive() {
+// joinHelpers is how many of the joined speakers contact, on average, each
+// node that is not a member, each round.
+const joinHelpers = 3
+
+// unknownAddresses are the InternalIPs of the nodes that are not members,
+// and how many members there are.
+func (s *Speaker) unknownAddresses(nodes []*v1.Node) ([]string, int) {
+	alive := s.members.Alive()
+	known := make(map[string]bool, len(alive))
+	for _, m := range alive {
 		known[m.Name] = true
 	}
 	var addrs []string
@@ -175,7 +196,7 @@ func (s *Speaker) unknownAddresses(nodes []*v1.Node) []string {
 			}
 		}
 	}
-	return addrs
+	return addrs, len(alive)
 }
 
 func (s *Speaker) wakeJoin() {

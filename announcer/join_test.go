@@ -112,6 +112,30 @@ func TestJoinContactsAFewAtOnce(t *testing.T) {
 	}
 }
 
+// TestJoinedSpeakersContactANewNodeAFewAtATime: a node that is not a member
+// yet, in a cluster of a thousand, is contacted by about joinHelpers of the
+// joined speakers each round, not by all of them.
+func TestJoinedSpeakersContactANewNodeAFewAtATime(t *testing.T) {
+	members := &countingMembers{}
+	s := speakerAmongNodes(t, 1001, members)
+	s.joined = true
+	for i := range 1000 {
+		members.members = append(members.members, membership.Member{Name: fmt.Sprintf("node-%d", i), MetaKnown: true})
+	}
+	members.members = members.members[1:] // node-0 was there
+	// Five rounds of each of the thousand members, as node-0 plays them.
+	for range 5000 {
+		if missing := s.joinNodes(); missing != 1 {
+			t.Fatalf("%d unknown, want 1 (node-1000)", missing)
+		}
+	}
+	// 5 × joinHelpers on average; the chance of none, or of 50 or more,
+	// is below 1e-6. Every member contacting it would be 5,000.
+	if got := members.joins.Load(); got == 0 || got >= 50 {
+		t.Errorf("five rounds of a thousand members contacted the new node %d times, want about %d", got, 5*joinHelpers)
+	}
+}
+
 // TestJoinSeeksUntilASpeakerAnswers: a starting speaker on a cluster where
 // most nodes run no speaker keeps contacting nodes, joinFanout at a time,
 // until one answers, within one round: announcing alone would claim every
