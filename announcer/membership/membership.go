@@ -5,6 +5,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,7 +161,7 @@ func Start(cfg Config) (*Members, error) {
 		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
 	}
 	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}}
-	if err := m.setMeta(cfg.Meta); err != nil {
+	if _, err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}
 	mlc := m.memberlistConfig(cfg)
@@ -271,9 +272,13 @@ func (m *Members) position(name string) (int, bool) {
 // Several changes may collapse into one notification.
 func (m *Members) Changes() <-chan struct{} { return m.changes }
 
-// UpdateMeta publishes new meta to every member.
+// UpdateMeta publishes new meta to every member. Meta as it is already is
+// not sent again: each update is gossiped to every member, and a node's
+// addresses change (and its speaker reads its interfaces again) far more
+// often than what it publishes of them.
 func (m *Members) UpdateMeta(meta Meta, timeout time.Duration) error {
-	if err := m.setMeta(meta); err != nil {
+	changed, err := m.setMeta(meta)
+	if err != nil || !changed {
 		return err
 	}
 	return m.list.UpdateNode(timeout)
@@ -306,10 +311,10 @@ func (m *Members) notify() {
 	}
 }
 
-func (m *Members) setMeta(meta Meta) error {
+func (m *Members) setMeta(meta Meta) (changed bool, err error) {
 	data, dropped, err := meta.encode(memberlist.MetaMaxSize)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(dropped) > 0 {
 		// Better a node that cannot announce on some interfaces, and says
@@ -318,9 +323,10 @@ func (m *Members) setMeta(meta Meta) error {
 			"limit", memberlist.MetaMaxSize, "interfaces", dropped)
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed = !bytes.Equal(m.meta, data)
 	m.meta = data
-	m.mu.Unlock()
-	return nil
+	return changed, nil
 }
 
 type eventDelegate struct{ m *Members }

@@ -99,6 +99,16 @@ func TestJoinMetaFailureAndLeave(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// The same meta again is not gossiped: UpdateMeta does not wait for a
+	// broadcast, which a nanosecond would not see through (a gossip round
+	// is 100 ms).
+	if err := b.UpdateMeta(Meta{Interfaces: map[string][]string{"eth1": {"203.0.113.0/24"}}}, time.Nanosecond); err != nil {
+		t.Errorf("publishing unchanged meta: %v", err)
+	}
+	if err := b.UpdateMeta(Meta{Interfaces: map[string][]string{"eth1": {"203.0.113.0/25"}}}, time.Nanosecond); err == nil {
+		t.Errorf("publishing changed meta did not wait for its broadcast")
+	}
+
 	// A crash (no leave) is detected by failure detection.
 	_ = c.list.Shutdown()
 	took := waitMembers(t, a, "node-a,node-b", 10*time.Second)
@@ -177,7 +187,7 @@ func TestGossipsWithACompressingPeer(t *testing.T) {
 		t.Fatal("this version compresses its packets")
 	}
 	old := &Members{changes: make(chan struct{}, 1), alive: map[string]aliveMember{}}
-	if err := old.setMeta(Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.12/24"}}}); err != nil {
+	if _, err := old.setMeta(Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.12/24"}}}); err != nil {
 		t.Fatal(err)
 	}
 	port := freeUDPPort(t)
