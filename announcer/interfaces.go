@@ -113,14 +113,8 @@ func interfacesOf(meta membership.Meta) []election.Interface {
 	return out
 }
 
-// parsedInterfaces is a member's meta and interfacesOf it.
+// parsedInterfaces is a member as last seen, and interfacesOf its meta.
 type parsedInterfaces struct {
-	meta       membership.Meta
+	member     membership.Member
 	interfaces []election.Interface
-}
-
-// sameMeta reports whether two metas publish the same interfaces and
-// prefixes.
-func sameMeta(a, b membership.Meta) bool {
-	return maps.EqualFunc(a.Interfaces, b.Interfaces, slices.Equal[[]string])
 }

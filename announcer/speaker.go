@@ -616,7 +616,10 @@ const metaWait = 2 * time.Second
 // but one whose meta never arrives (unreadable, or dropped on the way) must
 // not pause every election: after metaWait it is left out, and said so.
 func (s *Speaker) withKnownMeta(alive []membership.Member, now time.Time) ([]membership.Member, bool) {
-	known := alive[:0:0]
+	if len(s.metaMissingSince) == 0 && !slices.ContainsFunc(alive, func(m membership.Member) bool { return !m.MetaKnown }) {
+		return alive, false // as nearly always: nothing to copy
+	}
+	known := make([]membership.Member, 0, len(alive))
 	waiting := false
 	seen := map[string]bool{}
 	for _, m := range alive {
@@ -683,8 +686,8 @@ func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
 			continue
 		}
 		parsed, ok := s.memberInterfaces[m.Name]
-		if !ok || !sameMeta(parsed.meta, m.Meta) {
-			parsed = parsedInterfaces{meta: m.Meta, interfaces: interfacesOf(m.Meta)}
+		if !ok || !parsed.member.SameMeta(m) {
+			parsed = parsedInterfaces{member: m, interfaces: interfacesOf(m.Meta)}
 			s.memberInterfaces[m.Name] = parsed
 		}
 		out = append(out, election.Node{Name: m.Name, Labels: n.Labels, Interfaces: parsed.interfaces})

@@ -289,25 +289,39 @@ func (t *Table) set(a *Address) (*addrState, bool) {
 }
 
 // setNodes replaces the nodes and returns those that left or changed (as
-// they were) and those that came or changed (as they are).
+// they were) and those that came or changed (as they are). The map is
+// updated in place, and searched for nodes that left only when some did:
+// every membership change comes here, on every node.
 func (t *Table) setNodes(nodes []Node) (removed, added []*Node) {
-	next := make(map[string]*Node, len(nodes))
+	kept := 0
 	for i := range nodes {
 		n := &nodes[i]
-		next[n.Name] = n
-		if old := t.nodes[n.Name]; old == nil || !old.equal(n) {
+		old := t.nodes[n.Name]
+		if old != nil {
+			kept++
+		}
+		if old == nil || !old.equal(n) {
 			if old != nil {
 				removed = append(removed, old)
 			}
 			added = append(added, n)
 		}
 	}
-	for name, old := range t.nodes {
-		if next[name] == nil {
-			removed = append(removed, old)
+	if kept < len(t.nodes) {
+		present := make(map[string]bool, len(nodes))
+		for i := range nodes {
+			present[nodes[i].Name] = true
+		}
+		for name, old := range t.nodes {
+			if !present[name] {
+				removed = append(removed, old)
+				delete(t.nodes, name)
+			}
 		}
 	}
-	t.nodes = next
+	for i := range nodes {
+		t.nodes[nodes[i].Name] = &nodes[i]
+	}
 	return removed, added
 }
 

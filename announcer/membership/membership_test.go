@@ -285,3 +285,30 @@ func TestTimingForMembers(t *testing.T) {
 		})
 	}
 }
+
+func TestMemberSameMeta(t *testing.T) {
+	eth0 := Meta{Interfaces: map[string][]string{"eth0": {"198.51.100.0/24"}}}
+	eth1 := Meta{Interfaces: map[string][]string{"eth1": {"198.51.100.0/24"}}}
+	published := func(meta Meta) Member {
+		data, _ := json.Marshal(meta)
+		return Member{Name: "n", Meta: meta, MetaKnown: true, encodedMeta: string(data)}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b Member
+		want bool
+	}{
+		{"published alike", published(eth0), published(eth0), true},
+		{"published otherwise", published(eth0), published(eth1), false},
+		{"not published: by content, alike", Member{Meta: eth0, MetaKnown: true}, Member{Meta: eth0, MetaKnown: true}, true},
+		{"not published: by content, otherwise", Member{Meta: eth0, MetaKnown: true}, Member{Meta: eth1, MetaKnown: true}, false},
+		{"one published", published(eth0), Member{Meta: eth1, MetaKnown: true}, false},
+		{"known and not", published(Meta{}), Member{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.SameMeta(tc.b); got != tc.want {
+				t.Errorf("SameMeta = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
