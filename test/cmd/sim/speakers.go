@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -49,7 +50,7 @@ type simSpeaker struct {
 // on a CPU of its own; here they share two, and a hundred starting at once
 // (each electing, writing its status and Events) starve every memberlist's
 // probes into false failures that feed on themselves.
-func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, dyn dynamic.Interface, meta metadata.Interface, w *world) (*simulation, error) {
+func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, dyn dynamic.Interface, meta metadata.Interface, w *world, progress func(format string, args ...any)) (*simulation, error) {
 	sim := &simulation{tracker: newTracker(), running: map[string]*simSpeaker{}}
 	sim.tracker.explain = sim.views
 	shared := announcer.NewInformers(client, config.DefaultNamespace, config.DefaultConfigMapName)
@@ -61,12 +62,15 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 		sim.network = network
 	}
 	meta0 := membership.Meta{Interfaces: map[string][]string{"eth0": {netip.PrefixFrom(servicePrefix.Addr(), 64).String()}}}
+	// A batch joins within a minute of the speakers' clock.
+	joinBound := time.Duration(float64(time.Minute) * o.dilate)
 	for i, name := range w.nodes {
 		if i > 0 && i%o.startBatch == 0 {
-			if err := sim.waitReady(ctx, 60*time.Second); err != nil {
+			if err := sim.waitReady(ctx, joinBound); err != nil {
 				sim.stopAll()
 				return nil, err
 			}
+			progress("%d speakers joined", i)
 		}
 		mc := membership.Config{
 			NodeName: name, BindAddr: w.ips[name].String(), Port: o.port, AdvertiseAddr: w.ips[name].String(),
@@ -118,13 +122,14 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 		}()
 		sim.running[name] = s
 	}
-	return sim, sim.waitReady(ctx, 60*time.Second)
+	return sim, sim.waitReady(ctx, joinBound)
 }
 
 // dilated is timing run factor times slower.
 func dilated(timing membership.Timing, factor float64) membership.Timing {
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * factor) }
 	timing.ProbeInterval, timing.ProbeTimeout, timing.GossipInterval = scale(timing.ProbeInterval), scale(timing.ProbeTimeout), scale(timing.GossipInterval)
+	timing.PushPullInterval = scale(memberlist.DefaultLANConfig().PushPullInterval)
 	return timing
 }
 
