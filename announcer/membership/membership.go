@@ -33,10 +33,6 @@ type Timing struct {
 	ProbeTimeout   time.Duration
 	GossipInterval time.Duration
 	SuspicionMult  int
-	// PushPullInterval is how often a member swaps its whole view with
-	// another (memberlist stretches it past 32 members); 0 is memberlist's
-	// 30 s.
-	PushPullInterval time.Duration
 }
 
 // DefaultTiming is tuned for a LAN with sub-millisecond round trips.
@@ -207,9 +203,6 @@ func (m *Members) memberlistConfig(cfg Config) *memberlist.Config {
 	mlc.ProbeTimeout = cfg.Timing.ProbeTimeout
 	mlc.GossipInterval = cfg.Timing.GossipInterval
 	mlc.SuspicionMult = cfg.Timing.SuspicionMult
-	if cfg.Timing.PushPullInterval > 0 {
-		mlc.PushPullInterval = cfg.Timing.PushPullInterval
-	}
 	// Packets go uncompressed. memberlist compresses each with LZW, a
 	// fresh 64 KB table per packet: it was 29 % of the CPU of 100
 	// simulated speakers (docs/scale.md), to shrink packets of a few

@@ -78,7 +78,7 @@ func main() {
 	flag.IntVar(&o.startBatch, "start-batch", 10, "speakers started at once, each batch once the previous has joined")
 	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
 	flag.IntVar(&o.port, "port", 17946, "memberlist port every simulated speaker listens on, on its own loopback address")
-	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip and push-pull intervals; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md); the per-second figures (CPU, gossip) stay at the slower clock")
+	flag.Float64Var(&o.dilate, "dilate", 1, "run memberlist's clock this many times slower (probe interval, probe timeout, gossip interval; -settle and -bound too) and divide the takeover and two-owner times by it: N speakers on a few cores then do in each probe interval the work N nodes do on N CPUs (docs/scale.md); the per-second figures (CPU, gossip) stay at the slower clock")
 	flag.DurationVar(&o.probeInterval, "probe-interval", 0, "the speakers' --memberlist-probe-interval (before -dilate); by default theirs, which follows the number of nodes")
 	flag.StringVar(&o.transport, "transport", "udp", "how the memberlists talk: udp (loopback UDP and TCP, each speaker on its own address) or memory (in the process, for hundreds of speakers on a few cores; memnet.go)")
 	flag.StringVar(&o.out, "out", "", "also append the result line (and the machine's load) to this file")
