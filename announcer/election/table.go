@@ -3,6 +3,7 @@ package election
 import (
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -50,11 +51,19 @@ func (n *Node) InterfaceFor(addr netip.Addr, poolInterfaces []string) string {
 	return ""
 }
 
+// equal compares by content. Callers keep handing the same labels map and
+// interfaces slice for a node that did not change (its cached Node object
+// and parsed meta), so those are recognized first: every membership change
+// compares every node, on every node.
 func (n *Node) equal(o *Node) bool {
-	return n.Name == o.Name && maps.Equal(n.Labels, o.Labels) &&
-		slices.EqualFunc(n.Interfaces, o.Interfaces, func(a, b Interface) bool {
-			return a.Name == b.Name && slices.Equal(a.Prefixes, b.Prefixes)
-		})
+	if n.Name != o.Name {
+		return false
+	}
+	sameLabels := reflect.ValueOf(n.Labels).UnsafePointer() == reflect.ValueOf(o.Labels).UnsafePointer() || maps.Equal(n.Labels, o.Labels)
+	sameInterfaces := len(n.Interfaces) == len(o.Interfaces) && (len(n.Interfaces) == 0 || &n.Interfaces[0] == &o.Interfaces[0])
+	return sameLabels && (sameInterfaces || slices.EqualFunc(n.Interfaces, o.Interfaces, func(a, b Interface) bool {
+		return a.Name == b.Name && slices.Equal(a.Prefixes, b.Prefixes)
+	}))
 }
 
 // Address is an address some Services hold.
@@ -180,8 +189,7 @@ type Stats struct {
 // builds new ones for the next Update rather than changing these.
 func (t *Table) Update(nodes []Node, addrs []Address) Stats {
 	var st Stats
-	removed, added := t.setNodes(nodes)
-	selfChanged := t.selfIn(removed) || t.selfIn(added)
+	c := t.nodeChangesFrom(nodes)
 
 	t.generation++
 	for i := range addrs {
@@ -190,7 +198,7 @@ func (t *Table) Update(nodes []Node, addrs []Address) Stats {
 			st.Full++
 			continue
 		}
-		st.add(t.absorbNodes(cur, removed, added, selfChanged))
+		st.add(t.absorbNodes(cur, c))
 	}
 	for ip, a := range t.addrs {
 		if a.generation != t.generation {
@@ -206,19 +214,36 @@ func (t *Table) Update(nodes []Node, addrs []Address) Stats {
 // addresses a leaving node owned.
 func (t *Table) UpdateNodes(nodes []Node) Stats {
 	var st Stats
-	removed, added := t.setNodes(nodes)
-	if len(removed) == 0 && len(added) == 0 {
+	c := t.nodeChangesFrom(nodes)
+	if len(c.removed) == 0 && len(c.added) == 0 {
 		return st
 	}
-	selfChanged := t.selfIn(removed) || t.selfIn(added)
 	for _, cur := range t.addrs {
-		st.add(t.absorbNodes(cur, removed, added, selfChanged))
+		st.add(t.absorbNodes(cur, c))
 	}
 	return st
 }
 
-func (t *Table) selfIn(nodes []*Node) bool {
-	return slices.ContainsFunc(nodes, func(n *Node) bool { return n.Name == t.self })
+// nodeChanges are the nodes that left or changed (removed, as they were)
+// and came or changed (added), their names, and whether this node is one.
+type nodeChanges struct {
+	removed, added []*Node
+	names          map[string]bool
+	self           bool
+}
+
+// nodeChangesFrom makes the table hold nodes and returns what changed.
+func (t *Table) nodeChangesFrom(nodes []Node) nodeChanges {
+	var c nodeChanges
+	c.removed, c.added = t.setNodes(nodes)
+	c.names = make(map[string]bool, len(c.removed)+len(c.added))
+	for _, list := range [][]*Node{c.removed, c.added} {
+		for _, n := range list {
+			c.names[n.Name] = true
+		}
+	}
+	c.self = c.names[t.self]
+	return c
 }
 
 func (st *Stats) add(o Stats) {
@@ -226,14 +251,15 @@ func (st *Stats) add(o Stats) {
 	st.Incremental += o.Incremental
 }
 
-// absorbNodes brings an address's election up to date with nodes that left
-// or changed (removed, as they were) and came or changed (added).
-func (t *Table) absorbNodes(cur *addrState, removed, added []*Node, selfChanged bool) Stats {
+// absorbNodes brings an address's election up to date with the nodes'
+// changes.
+func (t *Table) absorbNodes(cur *addrState, c nodeChanges) Stats {
 	var st Stats
-	touched := selfChanged
+	touched := c.self
+	removed, added := c.removed, c.added
 	switch {
 	case len(removed) == 0 && len(added) == 0:
-	case len(cur.Local) > 0 && touchesReady(cur, removed, added):
+	case len(cur.Local) > 0 && touchesReady(cur, c.names):
 		// A node with a ready endpoint came, went or changed: elect again
 		// among the few.
 		t.elect(cur)
@@ -325,16 +351,13 @@ func (t *Table) setNodes(nodes []Node) (removed, added []*Node) {
 	return removed, added
 }
 
-// touchesReady reports whether a node that changed has a ready endpoint of
-// one of a's Local holders. The holders' Ready lists are sorted; searching
-// them costs less memory than a set per address.
-func touchesReady(a *addrState, removed, added []*Node) bool {
-	for _, list := range [][]*Node{removed, added} {
-		for _, n := range list {
-			for _, h := range a.Local {
-				if _, ok := slices.BinarySearch(h.Ready, n.Name); ok {
-					return true
-				}
+// touchesReady reports whether a node that changed (changed: their names)
+// has a ready endpoint of one of a's Local holders.
+func touchesReady(a *addrState, changed map[string]bool) bool {
+	for _, h := range a.Local {
+		for _, name := range h.Ready {
+			if changed[name] {
+				return true
 			}
 		}
 	}
