@@ -53,6 +53,7 @@ import (
 
 type options struct {
 	nodes, services, kills int
+	killOwners             bool
 	bgpServices            int
 	startBatch             int
 	status                 bool
@@ -74,6 +75,7 @@ func main() {
 	flag.IntVar(&o.services, "services", 2000, "LoadBalancer Services, one address each")
 	flag.Float64Var(&o.local, "local", 0.5, "fraction of the Services with externalTrafficPolicy Local")
 	flag.IntVar(&o.kills, "kill", 10, "speakers killed one after another")
+	flag.BoolVar(&o.killOwners, "kill-owners", false, "kill only speakers that announce an address, so that every kill times a takeover (with as many Services as nodes, a third of the nodes own none)")
 	flag.IntVar(&o.bgpServices, "bgp-services", 20, "after the kills, a bgp pool is added and this many Cluster Services in it, one after another: the speakers' API writes per Service")
 	flag.IntVar(&o.startBatch, "start-batch", 10, "speakers started at once, each batch once the previous has joined")
 	flag.BoolVar(&o.status, "status", true, "run each speaker's SpeakerStatus reporter (its API writes count in api_bytes_per_change)")
@@ -226,8 +228,11 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	sim.tracker.resetDoubles()
 	for k := range o.kills {
-		victim := sim.randomAlive(rng)
 		before := sim.tracker.ownerOf()
+		victim := sim.randomAlive(rng)
+		if o.killOwners {
+			victim = randomOwner(rng, before, sim.alive(), victim)
+		}
 		bytes0 := api.written()
 		killedAt := time.Now()
 		account()
@@ -479,4 +484,22 @@ func (o options) timing() membership.Timing {
 		return timing
 	}
 	return timing.ForMembers(o.nodes)
+}
+
+// randomOwner is a random alive node that owns an address in owners
+// (address → owner, "" or "*" for none or several), or otherwise when none
+// does.
+func randomOwner(rng *rand.Rand, owners map[netip.Addr]string, alive map[string]bool, otherwise string) string {
+	var candidates []string
+	for _, n := range owners {
+		if alive[n] {
+			candidates = append(candidates, n)
+		}
+	}
+	if len(candidates) == 0 {
+		return otherwise
+	}
+	slices.Sort(candidates)
+	candidates = slices.Compact(candidates)
+	return candidates[rng.IntN(len(candidates))]
 }

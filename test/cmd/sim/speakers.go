@@ -119,7 +119,9 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 			defer close(s.done)
 			_ = speaker.Run(sctx)
 		}()
+		sim.mu.Lock() // views reads it from the tracker's goroutines
 		sim.running[name] = s
+		sim.mu.Unlock()
 	}
 	return sim, sim.waitReady(ctx, joinBound)
 }
