@@ -88,7 +88,7 @@ func (s *Speaker) joinGrace() time.Duration {
 }
 
 // joinNodes asks membership to contact node speakers it does not know yet,
-// and returns how many stay unknown (the cluster's view, after any answer). Nodes are found from the Node list:
+// and returns how many stay unknown. Nodes are found from the Node list:
 // their InternalIP. A node without a speaker (not running yet, or excluded
 // from the DaemonSet) counts as unknown until the join grace ends.
 //
