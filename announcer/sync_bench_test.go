@@ -69,6 +69,7 @@ func BenchmarkSpeakerSync(b *testing.B) {
 		local           float64
 	}{
 		{10, 1000, 0}, {100, 1000, 0.5}, {1000, 10000, 0}, {1000, 10000, 0.5},
+		{3, 10000, 0.5}, // few nodes: each announces thousands of addresses
 	} {
 		objs, members := benchCluster(size.nodes, size.services, size.local)
 		client := fake.NewClientset(objs...)
