@@ -312,7 +312,6 @@ func readKey(path string) ([]byte, error) {
 	return nil, fmt.Errorf("--memberlist-key-file %s: the key must be 16, 24 or 32 bytes (raw, hex or base64)", path)
 }
 
-// nodeInternalIP waits (bounded) for this node's InternalIP.
 // clusterSize counts the cluster's Nodes from a list of one (the API server
 // tells how many remain); 0 when it cannot tell.
 func clusterSize(ctx context.Context, client kubernetes.Interface) int {
@@ -328,6 +327,7 @@ func clusterSize(ctx context.Context, client kubernetes.Interface) int {
 	return 0
 }
 
+// nodeInternalIP waits (bounded) for this node's InternalIP.
 func nodeInternalIP(ctx context.Context, client kubernetes.Interface, name string) (string, error) {
 	var ip string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -380,9 +380,8 @@ func serveMetrics(ctx context.Context, addr string, profiling bool, ready func()
 
 // builtinTypesConfig is restConfig for the clientset, which reaches only
 // built-in types: they are read and written as protobuf, as kubelet and
-// kube-proxy do. The speaker watches every Service, EndpointSlice and Node;
-// decoding them from JSON made most of its garbage, which with the
-// collector's headroom is memory the node gives the speaker. ironlb's own
+// kube-proxy do, the cheaper encoding to send and to decode for an agent
+// that watches every Service, EndpointSlice and Node. ironlb's own
 // resources are custom ones, which the API server serves only as JSON:
 // the dynamic and metadata clients keep restConfig.
 func builtinTypesConfig(restConfig *rest.Config) *rest.Config {
