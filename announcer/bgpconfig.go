@@ -72,11 +72,11 @@ func (s *Speaker) configureBGP(ctx context.Context, section *config.BGP, retry b
 	s.mu.Lock()
 	s.bgpSection = section
 	s.mu.Unlock()
-	node, err := s.nodes.Get(s.opts.NodeName)
-	if err != nil {
-		return fmt.Errorf("this node's object: %w", err)
+	node := s.nodes.get(s.opts.NodeName)
+	if node == nil {
+		return fmt.Errorf("this node's object: Node %q not found", s.opts.NodeName)
 	}
-	in := &bgpInputs{cfg: section, labels: node.Labels, routerID: nodeIPv4(node)}
+	in := &bgpInputs{cfg: section, labels: node.labels, routerID: node.routerID}
 	if in.same(s.bgpApplied) || (!retry && in.same(s.bgpFailed)) {
 		return nil // applied, or failed with its retry already scheduled
 	}
@@ -123,15 +123,6 @@ func peersOf(cfg *config.BGP, nodeLabels map[string]string) map[string]string {
 		}
 	}
 	return peers
-}
-
-func nodeIPv4(node *v1.Node) netip.Addr {
-	for _, a := range node.Status.Addresses {
-		if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == v1.NodeInternalIP && ip.Is4() {
-			return ip
-		}
-	}
-	return netip.Addr{}
 }
 
 // AdvertisementOf is how ip is advertised in bgp mode: as the first config

@@ -1,11 +1,9 @@
 package announcer
 
 import (
-	"maps"
 	"net/netip"
 	"slices"
 
-	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -54,12 +52,9 @@ func sliceService(obj any) string {
 // nodeChangeMatters: a Node added or removed, or its labels (nodeSelector,
 // BGP peers) or addresses (router ID) changed; not a status heartbeat.
 func nodeChangeMatters(old, cur any) bool {
-	o, ok1 := old.(*v1.Node)
-	c, ok2 := cur.(*v1.Node)
-	if !ok1 || !ok2 {
-		return true
-	}
-	return !maps.Equal(o.Labels, c.Labels) || !nodeAddressesEqual(o, c) || o.UID != c.UID
+	o, ok1 := old.(*cachedNode)
+	c, ok2 := cur.(*cachedNode)
+	return !ok1 || !ok2 || !o.sameAsRead(c)
 }
 
 // announcedView is what the speaker reads of a Service: nil when it
@@ -120,8 +115,4 @@ func readyOnNodes(sl *discoveryv1.EndpointSlice) []string {
 	}
 	slices.Sort(nodes)
 	return slices.Compact(nodes)
-}
-
-func nodeAddressesEqual(a, b *v1.Node) bool {
-	return slices.Equal(a.Status.Addresses, b.Status.Addresses)
 }

@@ -24,9 +24,8 @@ func TestOnlyChangesThatCanMoveAnAnnouncementSync(t *testing.T) {
 	defer s.queue.ShutDown()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	heartbeat := node("n1", map[string]string{"zone": "a"})
@@ -36,6 +35,10 @@ func TestOnlyChangesThatCanMoveAnAnnouncementSync(t *testing.T) {
 	relabelled.Labels["edge"] = "true"
 	readdressed := heartbeat.DeepCopy()
 	readdressed.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "198.51.100.11"}}
+	externalAddress := heartbeat.DeepCopy()
+	externalAddress.Status.Addresses = append(externalAddress.Status.Addresses, v1.NodeAddress{Type: v1.NodeExternalIP, Address: "203.0.113.50"})
+	recreated := heartbeat.DeepCopy()
+	recreated.UID = "new"
 
 	annotated := local.DeepCopy()
 	annotated.Annotations = map[string]string{"note": "x"}
@@ -64,6 +67,8 @@ func TestOnlyChangesThatCanMoveAnAnnouncementSync(t *testing.T) {
 		{"node heartbeat", nodeChangeMatters, heartbeat, beat, false},
 		{"node labels", nodeChangeMatters, heartbeat, relabelled, true},
 		{"node addresses", nodeChangeMatters, heartbeat, readdressed, true},
+		{"node external address", nodeChangeMatters, heartbeat, externalAddress, false},
+		{"node recreated", nodeChangeMatters, heartbeat, recreated, true},
 		{"node added", nodeChangeMatters, nil, heartbeat, true},
 		{"node deleted", nodeChangeMatters, heartbeat, nil, true},
 		{"service annotation", s.serviceChangeMatters, local, annotated, false},
@@ -80,14 +85,16 @@ func TestOnlyChangesThatCanMoveAnAnnouncementSync(t *testing.T) {
 		{"slice of no known service", s.sliceChangeMatters, nil, orphanSlice, false},
 	}
 	for _, tt := range tests {
-		// Services and slices reach the handlers as the informer keeps
-		// them.
+		// Services, slices and Nodes reach the handlers as the informer
+		// keeps them.
 		for _, obj := range []*any{&tt.old, &tt.cur} {
 			switch o := (*obj).(type) {
 			case *discoveryv1.EndpointSlice:
 				*obj, _ = slimEndpointSlice(o)
 			case *v1.Service:
 				*obj, _ = slimService(o)
+			case *v1.Node:
+				*obj, _ = slimNode(o)
 			}
 		}
 		if got := tt.matters(tt.old, tt.cur); got != tt.want {

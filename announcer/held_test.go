@@ -43,9 +43,8 @@ func startedSpeaker(tb testing.TB, ctx context.Context, client kubernetes.Interf
 // (joining is membership's concern) and runs its first full sync.
 func startSynced(tb testing.TB, ctx context.Context, s *Speaker) {
 	tb.Helper()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		tb.Fatal(err)
 	}
 	s.joined = true
 	if err := s.sync(ctx); err != nil {

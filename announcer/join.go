@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 )
 
@@ -110,10 +108,7 @@ func (s *Speaker) joinGrace() time.Duration {
 // few each round, it still merges with the cluster, as do two halves of
 // one that never met.
 func (s *Speaker) joinNodes() int {
-	nodes, err := s.nodes.List(labels.Everything())
-	if err != nil {
-		return 0
-	}
+	nodes := s.nodes.list()
 	addrs, members := s.unknownAddresses(nodes)
 	if len(addrs) == 0 {
 		return 0
@@ -178,7 +173,7 @@ const joinHelpers = 3
 
 // unknownAddresses are the InternalIPs of the nodes that are not members,
 // and how many members there are.
-func (s *Speaker) unknownAddresses(nodes []*v1.Node) ([]string, int) {
+func (s *Speaker) unknownAddresses(nodes []*cachedNode) ([]string, int) {
 	alive := s.members.Alive()
 	known := make(map[string]bool, len(alive))
 	for _, m := range alive {
@@ -186,14 +181,8 @@ func (s *Speaker) unknownAddresses(nodes []*v1.Node) ([]string, int) {
 	}
 	var addrs []string
 	for _, n := range nodes {
-		if known[n.Name] {
-			continue
-		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == v1.NodeInternalIP {
-				addrs = append(addrs, a.Address)
-				break
-			}
+		if !known[n.name] && n.internalIP != "" {
+			addrs = append(addrs, n.internalIP)
 		}
 	}
 	return addrs, len(alive)

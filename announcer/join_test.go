@@ -61,9 +61,8 @@ func TestJoinDoesNotWaitForADeadNode(t *testing.T) {
 		JoinGrace: time.Hour, // only a join may make it ready here
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); s.joinLoop(ctx) }()
@@ -165,9 +164,8 @@ func speakerAmongNodes(t *testing.T, n int, members *countingMembers) *Speaker {
 		NodeName: "node-0", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 	return s
 }

@@ -206,9 +206,8 @@ func TestStandingDownKeepsWhatOnlyThisSideServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer s.queue.ShutDown()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 	s.joined = true
 	s.MarkedUnreachable("n1")

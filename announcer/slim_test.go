@@ -67,9 +67,14 @@ func TestSlimObjectsKeepWhatTheSpeakerReads(t *testing.T) {
 			}
 		case *v1.Node:
 			slim, _ := slimNode(obj)
-			n := slim.(*v1.Node)
-			if !nodeAddressesEqual(n, obj) || !labels.Equals(n.Labels, obj.Labels) || n.UID != obj.UID || nodeIPv4(n) != nodeIPv4(obj) {
-				t.Errorf("%s: slim node %+v differs in what the speaker reads", obj.Name, n)
+			n := slim.(*cachedNode)
+			key, err := cache.MetaNamespaceKeyFunc(n)
+			m, _ := meta.Accessor(n)
+			if err != nil || key != obj.Name || m.GetUID() != obj.UID || m.GetResourceVersion() != obj.ResourceVersion || !labels.Equals(n.labels, obj.Labels) {
+				t.Errorf("%s: the slim copy is keyed %q (%v), UID %q, resourceVersion %q, labels %v", obj.Name, key, err, m.GetUID(), m.GetResourceVersion(), n.labels)
+			}
+			if n.internalIP != obj.Status.Addresses[0].Address || n.routerID != netip.MustParseAddr(obj.Status.Addresses[0].Address) {
+				t.Errorf("%s: slim node reads InternalIP %q and router ID %v, want %s", obj.Name, n.internalIP, n.routerID, obj.Status.Addresses[0].Address)
 			}
 		}
 	}
@@ -78,6 +83,39 @@ func TestSlimObjectsKeepWhatTheSpeakerReads(t *testing.T) {
 		if got, _ := slim("tombstone"); got != "tombstone" {
 			t.Errorf("a foreign object was changed: %v", got)
 		}
+	}
+}
+
+// TestSlimNodeReadsItsAddresses: a join contacts the first InternalIP, and
+// the BGP router ID is the first IPv4 InternalIP, whatever else the Node
+// lists and in whatever order.
+func TestSlimNodeReadsItsAddresses(t *testing.T) {
+	tests := []struct {
+		name                 string
+		addresses            []v1.NodeAddress
+		wantJoin, wantRouter string
+	}{
+		{"IPv4", []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "198.51.100.1"}, {Type: v1.NodeHostName, Address: "n1"}}, "198.51.100.1", "198.51.100.1"},
+		{"dual stack, IPv6 first", []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "2001:db8::1"}, {Type: v1.NodeInternalIP, Address: "198.51.100.1"}}, "2001:db8::1", "198.51.100.1"},
+		{"external address first", []v1.NodeAddress{{Type: v1.NodeExternalIP, Address: "203.0.113.1"}, {Type: v1.NodeInternalIP, Address: "198.51.100.1"}}, "198.51.100.1", "198.51.100.1"},
+		{"IPv6 only", []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "2001:db8::1"}}, "2001:db8::1", ""},
+		{"no InternalIP", []v1.NodeAddress{{Type: v1.NodeHostName, Address: "n1"}}, "", ""},
+		{"unparsable InternalIP", []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "n1.example"}}, "n1.example", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := node("n1", nil)
+			n.Status.Addresses = tt.addresses
+			slim, _ := slimNode(n)
+			got := slim.(*cachedNode)
+			var wantRouter netip.Addr
+			if tt.wantRouter != "" {
+				wantRouter = netip.MustParseAddr(tt.wantRouter)
+			}
+			if got.internalIP != tt.wantJoin || got.routerID != wantRouter {
+				t.Errorf("joins %q, router ID %v; want %q, %v", got.internalIP, got.routerID, tt.wantJoin, wantRouter)
+			}
+		})
 	}
 }
 

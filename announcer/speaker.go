@@ -153,10 +153,10 @@ type Speaker struct {
 	sliceStore cache.Store   // EndpointSlices (endpointSliceNodes)
 	// slicesOf indexes them by Service; the slice handler keeps it.
 	slicesOf   *slicesByService
-	nodes      corelisters.NodeLister
+	nodes      nodeStore
 	configMaps corelisters.ConfigMapLister
 	keptMaps   corelisters.ConfigMapLister
-	synced     []cache.InformerSynced
+	synced     []cache.DoneChecker
 	factories  []informers.SharedInformerFactory
 	queue      workqueue.TypedRateLimitingInterface[string]
 
@@ -302,12 +302,12 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		services:   svcInformer.GetIndexer(),
 		sliceStore: sliceInformer.GetStore(),
 		slicesOf:   newSlicesByService(),
-		nodes:      corelisters.NewNodeLister(nodeInformer.GetIndexer()),
+		nodes:      nodeStore{nodeInformer.GetStore()},
 		configMaps: cmInformer.Lister(),
 		keptMaps:   keptInformer.Lister(),
 		factories:  []informers.SharedInformerFactory{factory, cmFactory, keptFactory},
-		synced: []cache.InformerSynced{svcInformer.HasSynced, sliceInformer.HasSynced,
-			nodeInformer.HasSynced, cmInformer.Informer().HasSynced, keptInformer.Informer().HasSynced},
+		synced: []cache.DoneChecker{svcInformer.HasSyncedChecker(), sliceInformer.HasSyncedChecker(),
+			nodeInformer.HasSyncedChecker(), cmInformer.Informer().HasSyncedChecker(), keptInformer.Informer().HasSyncedChecker()},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ironlb-speaker"}),
 		kept:             &config.Kept{},
@@ -371,13 +371,13 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		if h.index != nil && registration != nil {
 			// The first sync reads the index: wait until the handler has
 			// seen every object of the initial list.
-			s.synced = append(s.synced, registration.HasSynced)
+			s.synced = append(s.synced, registration.HasSyncedChecker())
 		}
 	}
 	_, _ = nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.wakeJoin() },
 		UpdateFunc: func(old, cur any) {
-			if !nodeAddressesEqual(old.(*v1.Node), cur.(*v1.Node)) {
+			if o, c := old.(*cachedNode), cur.(*cachedNode); o.internalIP != c.internalIP {
 				s.wakeJoin()
 			}
 		},
@@ -385,14 +385,24 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	return s
 }
 
-// Run serves until ctx ends, then withdraws every announcement.
-func (s *Speaker) Run(ctx context.Context) error {
-	defer s.queue.ShutDown()
+// startCaches starts the informers and waits until the caches hold the
+// initial lists and the handlers that index them (the slices by Service)
+// have seen them: a sync reads both.
+func (s *Speaker) startCaches(ctx context.Context) error {
 	for _, f := range s.factories {
 		f.Start(ctx.Done())
 	}
-	if !cache.WaitForNamedCacheSync("ironlb-speaker", ctx.Done(), s.synced...) {
+	if !cache.WaitFor(ctx, "ironlb-speaker caches", s.synced...) {
 		return fmt.Errorf("caches did not sync")
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then withdraws every announcement.
+func (s *Speaker) Run(ctx context.Context) error {
+	defer s.queue.ShutDown()
+	if err := s.startCaches(ctx); err != nil {
+		return err
 	}
 	go s.joinLoop(ctx)
 	s.publishMeta()
@@ -673,8 +683,8 @@ func (s *Speaker) servedElsewhere(pool *config.Pool, local []election.LocalHolde
 
 // selects reports whether pool's nodeSelector picks node.
 func (s *Speaker) selects(pool *config.Pool, node string) bool {
-	n, err := s.nodes.Get(node)
-	return err == nil && pool.NodeSelector.Matches(labels.Set(n.Labels))
+	n := s.nodes.get(node)
+	return n != nil && pool.NodeSelector.Matches(labels.Set(n.labels))
 }
 
 // electionNodes are the alive members with a Node object, as the election
@@ -683,8 +693,8 @@ func (s *Speaker) selects(pool *config.Pool, node string) bool {
 func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
 	out := make([]election.Node, 0, len(alive))
 	for _, m := range alive {
-		n, err := s.nodes.Get(m.Name)
-		if err != nil {
+		n := s.nodes.get(m.Name)
+		if n == nil {
 			continue
 		}
 		parsed, ok := s.memberInterfaces[m.Name]
@@ -692,7 +702,7 @@ func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
 			parsed = parsedInterfaces{member: m, interfaces: interfacesOf(m.Meta)}
 			s.memberInterfaces[m.Name] = parsed
 		}
-		out = append(out, election.Node{Name: m.Name, Labels: n.Labels, Interfaces: parsed.interfaces})
+		out = append(out, election.Node{Name: m.Name, Labels: n.labels, Interfaces: parsed.interfaces})
 	}
 	if len(s.memberInterfaces) > len(alive) {
 		// Members gone: forget theirs. alive is sorted by name.
@@ -727,8 +737,8 @@ func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
 
 // NodeUID is this node's UID, "" while the Node is not in the cache.
 func (s *Speaker) NodeUID() types.UID {
-	if n, err := s.nodes.Get(s.opts.NodeName); err == nil {
-		return n.UID
+	if n := s.nodes.get(s.opts.NodeName); n != nil {
+		return n.uid
 	}
 	return ""
 }

@@ -119,9 +119,8 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 			Protocols: protos,
 		})
 		ctx, cancel := context.WithCancel(context.Background())
-		for _, f := range s.factories {
-			f.Start(ctx.Done())
-			f.WaitForCacheSync(ctx.Done())
+		if err := s.startCaches(ctx); err != nil {
+			t.Fatal(err)
 		}
 		s.joined = true // joining is membership's concern; this test is about election
 		if err := s.sync(ctx); err != nil {
@@ -315,9 +314,8 @@ func TestElectionNodesFollowEachMembersMeta(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 	eth1 := membership.Meta{Interfaces: map[string][]string{"eth1": {"2001:db8:100::/64"}}}
 	for _, step := range []struct {
@@ -484,9 +482,8 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 	events := record.NewFakeRecorder(100)
 	s.recorder = events
 	ctx := t.Context()
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
 	}
 	s.joined = true
 	if err := s.sync(ctx); err != nil {

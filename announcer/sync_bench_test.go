@@ -194,9 +194,8 @@ func BenchmarkSpeakerCacheMemory(b *testing.B) {
 		s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{NodeName: "node-0000",
 			ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
 		ctx, cancel := context.WithCancel(context.Background())
-		for _, f := range s.factories {
-			f.Start(ctx.Done())
-			f.WaitForCacheSync(ctx.Done())
+		if err := s.startCaches(ctx); err != nil {
+			b.Fatal(err)
 		}
 		readHeap(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "cache-MiB")
