@@ -192,13 +192,4 @@ func (s *Speaker) serviceByKey(key string) *cachedService {
 }
 
 // allServices are every Service as cached.
-func (s *Speaker) allServices() []*cachedService {
-	objs := s.services.List()
-	out := make([]*cachedService, 0, len(objs))
-	for _, obj := range objs {
-		if svc, ok := obj.(*cachedService); ok {
-			out = append(out, svc)
-		}
-	}
-	return out
-}
+func (s *Speaker) allServices() []*cachedService { return listAs[*cachedService](s.services) }

@@ -232,12 +232,16 @@ func (n nodeStore) get(name string) *cachedNode {
 }
 
 // list is every cached Node.
-func (n nodeStore) list() []*cachedNode {
-	objs := n.store.List()
-	out := make([]*cachedNode, 0, len(objs))
+func (n nodeStore) list() []*cachedNode { return listAs[*cachedNode](n.store) }
+
+// listAs is every object in store that is a T: the transforms above make
+// each store hold a type of the speaker's own.
+func listAs[T any](store cache.Store) []T {
+	objs := store.List()
+	out := make([]T, 0, len(objs))
 	for _, obj := range objs {
-		if node, ok := obj.(*cachedNode); ok {
-			out = append(out, node)
+		if t, ok := obj.(T); ok {
+			out = append(out, t)
 		}
 	}
 	return out
