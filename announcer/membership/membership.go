@@ -263,6 +263,14 @@ func (m *Members) record(n *memberlist.Node) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.alive[n.Name] = a
+// Has reports whether name is an alive member in this node's view.
+func (m *Members) Has(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, found := m.position(name)
+	return found
+}
+
 	if i, found := m.position(n.Name); found {
 		m.sorted[i] = a.Member
 	} else {

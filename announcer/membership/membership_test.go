@@ -238,6 +238,11 @@ func TestAliveStaysSorted(t *testing.T) {
 		if got := names(m.Alive()); got != step.want {
 			t.Fatalf("members = %s, want %s", got, step.want)
 		}
+		for _, n := range []string{"n0", "n1", "n2", "n3", "n9"} {
+			if want := slices.Contains(strings.Split(step.want, ","), n); m.Has(n) != want {
+				t.Fatalf("members %s: Has(%s) = %v", step.want, n, !want)
+			}
+		}
 	}
 	if got := m.Alive()[1].Meta.Interfaces["eth0"]; !slices.Equal(got, []string{"203.0.113.0/24"}) {
 		t.Errorf("n2's meta after its update: %v", got)

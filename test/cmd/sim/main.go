@@ -236,6 +236,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		bytes0 := api.written()
 		killedAt := time.Now()
 		account()
+		watch := sim.watchDeath(ctx, victim, killedAt, time.Duration(float64(time.Millisecond)*o.dilate), o.bound)
 		sim.kill(victim)
 		// A Local Service whose every ready endpoint was on killed nodes
 		// is rightly announced by no one: the endpoints stay as the
@@ -243,13 +244,17 @@ func run(ctx context.Context, o options) (*result, error) {
 		owned := w.servable(ownedBy(before, victim), sim.alive())
 		took, err := sim.tracker.waitOwned(ctx, owned, killedAt, o.bound)
 		if err != nil {
+			watch.end()
 			return res, fmt.Errorf("kill %d (%s, owner of %d): %w", k+1, victim, len(owned), err)
 		}
 		res.killed++
+		phases := ""
 		if len(owned) > 0 {
 			// A node that owned nothing has no takeover to time.
 			res.converge = append(res.converge, time.Duration(float64(took)/o.dilate))
+			phases = res.addPhases(watch, newOwners(sim.tracker.ownerOf(), owned), took, o.dilate)
 		}
+		watch.end()
 		res.moved += len(owned)
 		if err := sleep(ctx, o.settle); err != nil {
 			return res, err
@@ -261,8 +266,8 @@ func run(ctx context.Context, o options) (*result, error) {
 			}
 		}
 		res.apiBytes += api.written() - bytes0
-		progress("kill %d: %s owned %d addresses, each had one owner again after %v (%v since the kill, settled)",
-			k+1, victim, len(owned), took.Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
+		progress("kill %d: %s owned %d addresses, each had one owner again after %v%s (%v since the kill, settled)",
+			k+1, victim, len(owned), took.Round(time.Millisecond), phases, time.Since(killedAt).Round(time.Millisecond))
 	}
 	account()
 	for key, n := range api.breakdown() {
@@ -390,10 +395,15 @@ type result struct {
 	status                 bool
 	// killed counts the kills done; converge times the takeovers of
 	// those whose node owned an address.
-	killed       int
-	converge     []time.Duration
-	movedForeign int
-	doubleMax    time.Duration
+	killed   int
+	converge []time.Duration
+	// detect times, for the same takeovers, the kill until the first
+	// speaker declared the node dead (memberlist's failure detection);
+	// apply, from the last new owner knowing to every address owned (the
+	// speakers' own part). Both already divided by dilate.
+	detect, apply []time.Duration
+	movedForeign  int
+	doubleMax     time.Duration
 	// dilate is -dilate: converge and doubleMax are already divided by it.
 	dilate           float64
 	probeInterval    time.Duration
@@ -421,9 +431,47 @@ func (r *result) line() string {
 	if r.moved > 0 {
 		apiPerMoved = r.apiBytes / int64(r.moved)
 	}
-	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d api_bytes_per_moved_address=%d api_bytes_per_bgp_service=%d unservable=%d dilation=%g probe_interval_ms=%d",
+	detect, apply := slices.Clone(r.detect), slices.Clone(r.apply)
+	slices.Sort(detect)
+	slices.Sort(apply)
+	return fmt.Sprintf("nodes=%d services=%d kills=%d converge_p50_ms=%d converge_p99_ms=%d moved_foreign=%d double_owner_max_ms=%d sync_p99_ms=%.2f cpu_per_speaker_pct=%.2f gossip_bytes_per_s_per_speaker=%.0f api_bytes_per_change=%d api_bytes_per_moved_address=%d api_bytes_per_bgp_service=%d unservable=%d dilation=%g probe_interval_ms=%d detect_p50_ms=%d detect_p99_ms=%d apply_p99_ms=%d",
 		r.nodes, r.services, r.killed, quantile(sorted, 0.5).Milliseconds(), quantile(sorted, 0.99).Milliseconds(),
-		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, apiPerMoved, r.apiPerBGPService, r.unservable, r.dilate, r.probeInterval.Milliseconds())
+		r.movedForeign, r.doubleMax.Milliseconds(), float64(r.syncP99.Microseconds())/1000, r.cpuPerSpeakerPct, r.gossipPerSpeaker, apiPerChange, apiPerMoved, r.apiPerBGPService, r.unservable, r.dilate, r.probeInterval.Milliseconds(),
+		quantile(detect, 0.5).Milliseconds(), quantile(detect, 0.99).Milliseconds(), quantile(apply, 0.99).Milliseconds())
+}
+
+// addPhases splits a takeover that took took (on the speakers' clock) as
+// watch saw it: when the first speaker declared the node dead, when the last
+// of the new owners did. It returns them for the kill's progress line.
+func (r *result) addPhases(watch *deathWatch, owners map[string]bool, took time.Duration, dilate float64) string {
+	scaled := func(d time.Duration) time.Duration { return time.Duration(float64(d) / dilate) }
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	first, ok := watch.first()
+	if !ok {
+		return ""
+	}
+	r.detect = append(r.detect, scaled(first))
+	known, ok := watch.allOf(owners)
+	if !ok {
+		// A new owner that still counts the node alive: the takeover was
+		// not the failure detection's (an endpoint moved, say).
+		return fmt.Sprintf(": first declared dead after %v", ms(first))
+	}
+	// The tracker polls too: a takeover within its poll of the new owners
+	// knowing reads as none.
+	apply := max(0, took-known)
+	r.apply = append(r.apply, scaled(apply))
+	return fmt.Sprintf(": first declared dead after %v, by its %d new owners after %v, announced %v later",
+		ms(first), len(owners), ms(known), ms(apply))
+}
+
+// newOwners are the nodes that own addrs in owners.
+func newOwners(owners map[netip.Addr]string, addrs []netip.Addr) map[string]bool {
+	out := map[string]bool{}
+	for _, ip := range addrs {
+		out[owners[ip]] = true
+	}
+	return out
 }
 
 // quantile of sorted durations (nearest rank); 0 for none.
