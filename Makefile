@@ -61,9 +61,9 @@ integration: build
 ## -kill 10 -out sim.txt". sim-ci is the size CI runs, the issue's 100 / 2,000:
 ## on two cores, more in-process speakers starve each other's memberlist probes.
 ## Larger runs: SIM_ARGS="-nodes 500 -services 1000 -status=false -start-batch 50
-## -transport memory -dilate 5"; 1,000 speakers in ~17 minutes: SIM_ARGS="-nodes
+## -transport memory -dilate 10"; 1,000 speakers in ~27 minutes: SIM_ARGS="-nodes
 ## 1000 -services 1000 -kill-owners -bgp-services 0 -status=false -start-batch
-## 200 -transport memory -dilate 30 -settle 1s" (docs/scale.md).
+## 200 -transport memory -dilate 60 -settle 1s" (docs/scale.md).
 SIM_ARGS ?=
 SIM_CI_ARGS ?= -nodes 100 -services 2000 -kill 10
 .PHONY: sim sim-ci

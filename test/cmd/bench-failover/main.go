@@ -76,7 +76,7 @@ type impl struct {
 
 var impls = []impl{
 	{name: "ironlb", title: "ironlb", impl: labenv.ImplIronLB,
-		notes: "memberlist probe 200 ms, timeout 100 ms, gossip 100 ms, suspicion ×3 (ironlb-speaker's defaults)"},
+		notes: "memberlist probe 100 ms, timeout 50 ms, gossip 50 ms, suspicion ×5 (ironlb-speaker's defaults)"},
 	{name: "ironlb-pods", title: "ironlb, speakers as pods on real nodes", pods: true,
 		notes: "the same defaults; ironlb installed with kubectl apply -k manifests/kubeadm onto three nodes running containerd, kubelet and kube-proxy (test/nodelab), the client served by a real Deployment (one pod per node) through kube-proxy"},
 	{name: "metallb", title: "MetalLB", impl: labenv.ImplMetalLB,

@@ -23,13 +23,15 @@ type deathWatch struct {
 	seen map[string]time.Time // speaker → when it no longer had the victim
 }
 
-// watchDeath polls every speaker alive now, once per tick, until each has
-// dropped victim, stop is called, or bound passes.
+// watchDeath polls every speaker alive now that counts victim alive, once
+// per tick, until each has dropped it, stop is called, or bound passes.
 func (sim *simulation) watchDeath(ctx context.Context, victim string, start time.Time, tick, bound time.Duration) *deathWatch {
 	sim.mu.Lock()
 	watched := make(map[string]*membership.Members, len(sim.running))
 	for n, s := range sim.running {
-		if n != victim {
+		// One that does not count the victim alive now (its view still
+		// disagrees after a false failure) has nothing to detect.
+		if n != victim && s.members.Has(victim) {
 			watched[n] = s.members
 		}
 	}
