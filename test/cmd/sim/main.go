@@ -453,8 +453,9 @@ func (r *result) addPhases(watch *deathWatch, owners map[string]bool, took time.
 	r.detect = append(r.detect, scaled(first))
 	known, ok := watch.allOf(owners)
 	if !ok {
-		// A new owner that still counts the node alive: the takeover was
-		// not the failure detection's (an endpoint moved, say).
+		// A new owner that did not count the node alive when it was
+		// killed (its view disagreed), or still does: the takeover was not
+		// this failure detection's.
 		return fmt.Sprintf(": first declared dead after %v", ms(first))
 	}
 	// The tracker polls too: a takeover within its poll of the new owners
