@@ -251,7 +251,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		phases := ""
 		if len(owned) > 0 {
 			// A node that owned nothing has no takeover to time.
-			res.converge = append(res.converge, time.Duration(float64(took)/o.dilate))
+			res.converge = append(res.converge, undilated(took, o.dilate))
 			phases = res.addPhases(watch, newOwners(sim.tracker.ownerOf(), owned), took, o.dilate)
 		}
 		watch.end()
@@ -278,7 +278,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / speakerSeconds
 	res.gossipPerSpeaker = (gossip() - gossip0) / speakerSeconds
 	res.syncP99 = syncHistogram().since(sync0).quantile(0.99)
-	res.doubleMax = time.Duration(float64(sim.tracker.maxDouble()) / o.dilate)
+	res.doubleMax = undilated(sim.tracker.maxDouble(), o.dilate)
 	for _, d := range sim.tracker.longDoubles() {
 		progress("two owners: %s", d)
 	}
@@ -444,13 +444,12 @@ func (r *result) line() string {
 // watch saw it: when the first speaker declared the node dead, when the last
 // of the new owners did. It returns them for the kill's progress line.
 func (r *result) addPhases(watch *deathWatch, owners map[string]bool, took time.Duration, dilate float64) string {
-	scaled := func(d time.Duration) time.Duration { return time.Duration(float64(d) / dilate) }
 	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	first, ok := watch.first()
 	if !ok {
 		return ""
 	}
-	r.detect = append(r.detect, scaled(first))
+	r.detect = append(r.detect, undilated(first, dilate))
 	known, ok := watch.allOf(owners)
 	if !ok {
 		// A new owner that did not count the node alive when it was
@@ -461,7 +460,7 @@ func (r *result) addPhases(watch *deathWatch, owners map[string]bool, took time.
 	// The tracker polls too: a takeover within its poll of the new owners
 	// knowing reads as none.
 	apply := max(0, took-known)
-	r.apply = append(r.apply, scaled(apply))
+	r.apply = append(r.apply, undilated(apply, dilate))
 	return fmt.Sprintf(": first declared dead after %v, by its %d new owners after %v, announced %v later",
 		ms(first), len(owners), ms(known), ms(apply))
 }

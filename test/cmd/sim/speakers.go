@@ -126,6 +126,12 @@ func startSpeakers(ctx context.Context, o options, client kubernetes.Interface, 
 	return sim, sim.waitReady(ctx, joinBound)
 }
 
+// undilated is d, measured on a clock run factor times slower, in the
+// speakers' own time.
+func undilated(d time.Duration, factor float64) time.Duration {
+	return time.Duration(float64(d) / factor)
+}
+
 // dilated is timing run factor times slower. memberlist's push-pull (every
 // member swaps its whole view with another every 30 s, stretched past 32
 // members) keeps its pace: it is what repairs a view that lost a message,
