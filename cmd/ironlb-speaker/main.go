@@ -22,13 +22,11 @@ import (
 	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -166,7 +164,7 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	restConfig.UserAgent = "ironlb-speaker/" + o.nodeName
-	client, err := kubernetes.NewForConfig(builtinTypesConfig(restConfig))
+	client, err := kubernetes.NewForConfig(announcer.BuiltinTypesConfig(restConfig))
 	if err != nil {
 		return err
 	}
@@ -376,17 +374,4 @@ func serveMetrics(ctx context.Context, addr string, profiling bool, ready func()
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		klog.ErrorS(err, "Metrics server failed", "address", addr)
 	}
-}
-
-// builtinTypesConfig is restConfig for the clientset, which reaches only
-// built-in types: they are read and written as protobuf, as kubelet and
-// kube-proxy do, the cheaper encoding to send and to decode for an agent
-// that watches every Service, EndpointSlice and Node. ironlb's own
-// resources are custom ones, which the API server serves only as JSON:
-// the dynamic and metadata clients keep restConfig.
-func builtinTypesConfig(restConfig *rest.Config) *rest.Config {
-	c := rest.CopyConfig(restConfig)
-	c.ContentType = runtime.ContentTypeProtobuf
-	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	return c
 }

@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/ironlb/ironlb/announcer"
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/test/framework"
@@ -179,7 +180,8 @@ func run(ctx context.Context, o options) (*result, error) {
 	cfg := rest.CopyConfig(cp.RESTConfig)
 	cfg.QPS, cfg.Burst = 5000, 10000
 	cfg.Wrap(api.wrap)
-	client, err := kubernetes.NewForConfig(cfg)
+	// The speakers' clientset encodes as the real speaker's does.
+	client, err := kubernetes.NewForConfig(announcer.BuiltinTypesConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/component-base/metrics/legacyregistry"
 )
 
@@ -39,10 +41,8 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 				}
 				key := resourceOf(req.URL.Path) + " " + req.Method
 				if key == "events POST" && req.GetBody != nil {
-					if body, err := req.GetBody(); err == nil {
-						var ev struct{ Reason string }
-						_ = json.NewDecoder(body).Decode(&ev)
-						key += " " + ev.Reason
+					if reason, err := eventReason(req); err == nil {
+						key += " " + reason
 					}
 				}
 				c.byRes[key] += req.ContentLength
@@ -51,6 +51,29 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// eventReason is the reason of the Event a request creates, in either
+// encoding the clientset may send.
+func eventReason(req *http.Request) (string, error) {
+	body, err := req.GetBody()
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(raw, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return "", fmt.Errorf("an events POST sent a %T", obj)
+	}
+	return ev.Reason, nil
 }
 
 func (c *apiCounter) written() int64 { return c.bytes.Load() }
