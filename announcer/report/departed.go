@@ -58,10 +58,10 @@ func (r *Reporter) markUnreachable(ctx context.Context, name string) error {
 			return err
 		}
 		current.Status = v1alpha1.SpeakerStatusStatus{
-			State:      v1alpha1.SpeakerUnreachable,
-			Reason:     fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
-			MarkedBy:   r.opts.NodeName,
-			UpdateTime: r.stamp(),
+			State:    v1alpha1.SpeakerUnreachable,
+			Reason:   fmt.Sprintf("the other speakers lost contact with this node's speaker (seen by %s); its addresses moved to other nodes", r.opts.NodeName),
+			MarkedBy: r.opts.NodeName,
+			Since:    r.stamp(),
 		}
 		setLabels(&current.ObjectMeta, current.Status)
 		current.ManagedFields = nil // kept by the apiserver; see write

@@ -53,8 +53,8 @@ func announcement(ip, mode string, since int, services ...string) v1alpha1.Annou
 
 func TestStatusPatch(t *testing.T) {
 	base := v1alpha1.SpeakerStatusStatus{
-		State:      v1alpha1.SpeakerRunning,
-		UpdateTime: metav1.NewTime(time.Unix(1_800_000_000, 0)),
+		State: v1alpha1.SpeakerRunning,
+		Since: metav1.NewTime(time.Unix(1_800_000_000, 0)),
 		Announcements: []v1alpha1.Announcement{
 			announcement("198.51.100.1", "layer2", 0, "a/x"),
 			announcement("198.51.100.3", "layer2", 0, "a/y"),
@@ -90,7 +90,7 @@ func TestStatusPatch(t *testing.T) {
 			st.Announcements, st.AnnouncedAddresses = nil, 0
 		})},
 		{name: "first addresses, members and sessions", want: v1alpha1.SpeakerStatusStatus{
-			State: v1alpha1.SpeakerPartitioned, Reason: "cut off", UpdateTime: metav1.NewTime(time.Unix(1_800_000_100, 0)),
+			State: v1alpha1.SpeakerPartitioned, Reason: "cut off", Since: metav1.NewTime(time.Unix(1_800_000_100, 0)),
 			Members:            2,
 			Announcements:      []v1alpha1.Announcement{announcement("2001:db8::1", "layer2", 100, "a/x")},
 			AnnouncedAddresses: 1,
@@ -99,7 +99,7 @@ func TestStatusPatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, patch := applyStatusPatch(t, base, tc.want)
-			if !sameStatus(got, tc.want) || !got.UpdateTime.Equal(&tc.want.UpdateTime) {
+			if !sameStatus(got, tc.want) || !got.Since.Equal(&tc.want.Since) {
 				t.Errorf("patch %s gives\n%+v\nwant\n%+v", patch, got, tc.want)
 			}
 			for _, text := range tc.mustNotCarry {

@@ -12,6 +12,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -376,7 +377,7 @@ func (r *Reporter) processNext(ctx context.Context) bool {
 func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.SpeakerStatusStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, UpdateTime: r.stamp()}
+	st := v1alpha1.SpeakerStatusStatus{State: state, Reason: reason, Since: r.stamp()}
 	if state == v1alpha1.SpeakerRunning || state == v1alpha1.SpeakerPartitioned {
 		// Only the sweeper (the lowest alive name) counts the members:
 		// every speaker counting them would cost each membership change a
@@ -404,7 +405,7 @@ func (r *Reporter) desired(state v1alpha1.SpeakerState, reason string) v1alpha1.
 }
 
 // writeOwn makes this node's object read the desired status, writing only
-// when something other than UpdateTime differs.
+// when something other than Since differs.
 func (r *Reporter) writeOwn(ctx context.Context) error {
 	want := r.desired(v1alpha1.SpeakerRunning, "")
 	if r.isPartitioned() {
@@ -428,11 +429,14 @@ func (r *Reporter) writeOwn(ctx context.Context) error {
 
 // write creates this node's object, patches its status when only that
 // changed, or else updates it; patch and update both apply to current's
-// resourceVersion only.
+// resourceVersion only. want.Since stands only when State changes.
 func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, want v1alpha1.SpeakerStatusStatus) error {
 	next := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: r.opts.NodeName}}
 	if current != nil {
 		next.ObjectMeta = *current.ObjectMeta.DeepCopy()
+		if current.Status.State == want.State && !current.Status.Since.IsZero() {
+			want.Since = current.Status.Since
+		}
 	}
 	setLabels(&next.ObjectMeta, want)
 	r.setOwner(&next.ObjectMeta)
@@ -469,7 +473,27 @@ func (r *Reporter) write(ctx context.Context, current *v1alpha1.SpeakerStatus, w
 		statusAnnouncements.Set(float64(len(want.Announcements)))
 		r.noticeDroppedBGPPools(want, stored)
 	}
+	if requiresUpdateTime(err) {
+		klog.ErrorS(err, "The SpeakerStatus CRD is older than this speaker: it requires status.updateTime, which is status.since now "+
+			"(helm upgrade does not upgrade CRDs). This node's SpeakerStatus cannot be written until the CRD is applied again "+
+			"(kubectl apply --server-side -f charts/ironlb/crds/); what the node announces is not affected")
+	}
 	return err
+}
+
+// requiresUpdateTime: err is the API server refusing a SpeakerStatus for
+// lacking the field an older CRD required instead of since.
+func requiresUpdateTime(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, cause := range status.Status().Details.Causes {
+		if cause.Type == metav1.CauseTypeFieldValueRequired && cause.Field == "status.updateTime" {
+			return true
+		}
+	}
+	return false
 }
 
 // noticeDroppedBGPPools stops writing bgpPools for a while when the stored
@@ -562,8 +586,8 @@ func equalAnnouncements(a, b map[string]v1alpha1.Announcement) bool {
 	})
 }
 
-// sameStatus compares everything but UpdateTime.
+// sameStatus compares everything but Since.
 func sameStatus(a, b v1alpha1.SpeakerStatusStatus) bool {
-	a.UpdateTime, b.UpdateTime = metav1.Time{}, metav1.Time{}
+	a.Since, b.Since = metav1.Time{}, metav1.Time{}
 	return apiequality.Semantic.DeepEqual(a, b)
 }

@@ -2,16 +2,19 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -117,8 +120,8 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 	if p := got.Status.BGPPools; len(p) != 2 || p[0].Pool != "tor-a" || p[1].Pool != "tor-b" || !p[0].Since.Time.Equal(t0) {
 		t.Errorf("bgp pools %+v, want tor-a and tor-b since %v", p, t0)
 	}
-	if got.Status.State != v1alpha1.SpeakerRunning {
-		t.Errorf("state %q, want Running", got.Status.State)
+	if got.Status.State != v1alpha1.SpeakerRunning || !got.Status.Since.Time.Equal(t0) {
+		t.Errorf("state %q since %v, want Running since %v", got.Status.State, got.Status.Since, t0)
 	}
 	if a := got.Status.Announcements; a[0].IP != "203.0.113.1" || a[1].IP != "203.0.113.2" {
 		t.Errorf("announcements not sorted by address: %+v", a)
@@ -150,6 +153,9 @@ func TestReporterWritesAnnouncements(t *testing.T) {
 	}
 	if p := got.Status.BGPPools; len(p) != 2 || p[0].Pool != "tor-a" || !p[0].Since.Time.Equal(t0) || p[1].Pool != "tor-c" || !p[1].Since.Time.Equal(c.Now()) {
 		t.Errorf("bgp pools %+v: want tor-a still since %v, tor-c since %v", p, t0, c.Now())
+	}
+	if !got.Status.Since.Time.Equal(t0) {
+		t.Errorf("the speaker Running since %v after its announcements changed; want since %v, when it entered Running", got.Status.Since, t0)
 	}
 
 	r.SetAnnouncements(nil, nil)
@@ -199,7 +205,7 @@ func TestReporterRewritesForeignChange(t *testing.T) {
 	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}}, nil)
 	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
 
-	got.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, UpdateTime: metav1.NewTime(t0)}
+	got.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, Since: metav1.NewTime(t0)}
 	u, err := v1alpha1.ToUnstructured(got)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +222,7 @@ func TestDepartedSpeakersMarkedUnreachable(t *testing.T) {
 	announcing := func(name string) *v1alpha1.SpeakerStatus {
 		return &v1alpha1.SpeakerStatus{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelState: "Running"}},
-			Status: v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0),
+			Status: v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, Since: metav1.NewTime(t0),
 				Announcements: []v1alpha1.Announcement{{IP: "203.0.113.9", Mode: "layer2", Services: []string{"dev/web"}, Since: metav1.NewTime(t0)}}},
 		}
 	}
@@ -255,7 +261,7 @@ func TestDepartedSpeakersMarkedUnreachable(t *testing.T) {
 func TestReporterNoticesMark(t *testing.T) {
 	client := newFakeClient(&v1alpha1.SpeakerStatus{
 		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
-		Status:     v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n2", UpdateTime: metav1.NewTime(t0)},
+		Status:     v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n2", Since: metav1.NewTime(t0)},
 	})
 	marks := make(chan string, 10)
 	r := New(client, client.meta, Options{NodeName: "n1", Now: (&clock{now: t0}).Now, OnMarked: func(by string) { marks <- by }})
@@ -267,7 +273,7 @@ func TestReporterNoticesMark(t *testing.T) {
 		t.Fatalf("a mark left from a previous run was reported (by %s)", by)
 	default:
 	}
-	running.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n3", UpdateTime: metav1.NewTime(t0)}
+	running.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerUnreachable, MarkedBy: "n3", Since: metav1.NewTime(t0)}
 	u, err := v1alpha1.ToUnstructured(running)
 	if err != nil {
 		t.Fatal(err)
@@ -287,16 +293,21 @@ func TestReporterNoticesMark(t *testing.T) {
 
 func TestStopWritesStopped(t *testing.T) {
 	client := newFakeClient()
-	r, stopRun := runReporter(client, "n1", &clock{now: t0})
+	c := &clock{now: t0}
+	r, stopRun := runReporter(client, "n1", c)
 	r.SetAnnouncements([]v1alpha1.Announcement{{IP: "203.0.113.7", Mode: "vip", Interface: "eth0", Services: []string{"dev/web"}}}, nil)
 	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 1 })
 	stopRun()
+	c.Set(t0.Add(time.Hour))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r.Stop(ctx)
 	got := waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return s.Status.State == v1alpha1.SpeakerStopped })
 	if len(got.Status.Announcements) != 0 || len(got.Status.BGPSessions) != 0 {
 		t.Errorf("a stopped speaker lists %+v", got.Status)
+	}
+	if !got.Status.Since.Time.Equal(c.Now()) {
+		t.Errorf("stopped since %v, want %v", got.Status.Since, c.Now())
 	}
 }
 
@@ -306,7 +317,7 @@ func TestStopWritesStopped(t *testing.T) {
 func BenchmarkObjectSize(b *testing.B) {
 	const n = 5000
 	st := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: "node-with-a-typical-name-01"}}
-	st.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, UpdateTime: metav1.NewTime(t0)}
+	st.Status = v1alpha1.SpeakerStatusStatus{State: v1alpha1.SpeakerRunning, Since: metav1.NewTime(t0)}
 	for i := range n {
 		st.Status.Announcements = append(st.Status.Announcements, v1alpha1.Announcement{
 			IP: fmt.Sprintf("198.51.%d.%d", 100+i/256%3, i%256), Mode: "layer2", Interface: "enp1s0f0",
@@ -435,7 +446,7 @@ func TestReporterOnACRDWithoutBGPPools(t *testing.T) {
 		}
 		return n
 	}
-	// Each second a write would carry a new updateTime.
+	// Each second a write would carry a new time (Since, were it written on every change).
 	settled := writes()
 	for range 6 {
 		c.Set(c.Now().Add(time.Second))
@@ -451,5 +462,26 @@ func TestReporterOnACRDWithoutBGPPools(t *testing.T) {
 	waitStatus(t, client, "n1", func(s *v1alpha1.SpeakerStatus) bool { return len(s.Status.Announcements) == 0 })
 	if pruned != 2 {
 		t.Errorf("after %v the field was written %d times in all, want 2", bgpPoolsRetry, pruned)
+	}
+}
+
+func TestRequiresUpdateTime(t *testing.T) {
+	kind := v1alpha1.SpeakerStatusKind.GroupKind()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"an older CRD's required field", apierrors.NewInvalid(kind, "n1", field.ErrorList{field.Required(field.NewPath("status", "updateTime"), "")}), true},
+		{"another required field", apierrors.NewInvalid(kind, "n1", field.ErrorList{field.Required(field.NewPath("status", "state"), "")}), false},
+		{"a bad value of it", apierrors.NewInvalid(kind, "n1", field.ErrorList{field.Invalid(field.NewPath("status", "updateTime"), "x", "not a time")}), false},
+		{"a conflict", apierrors.NewConflict(v1alpha1.SpeakerStatusResource.GroupResource(), "n1", errors.New("changed")), false},
+		{"none", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := requiresUpdateTime(tc.err); got != tc.want {
+				t.Errorf("requiresUpdateTime(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }

@@ -62,8 +62,10 @@ type SpeakerStatusStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// MarkedBy names the speaker that marked this one Unreachable.
 	MarkedBy string `json:"markedBy,omitempty"`
-	// UpdateTime is when this object was last written.
-	UpdateTime metav1.Time `json:"updateTime"`
+	// Since is when the speaker entered State. When it last wrote is the
+	// API server's to say (metadata.managedFields[].time): a takeover's
+	// patch then carries what moved, not a new time as well.
+	Since metav1.Time `json:"since"`
 	// Members counts the speakers this one sees alive through memberlist,
 	// itself included. Only the speaker that sweeps (the alive one with the
 	// lowest name) counts them, so a membership change costs one write

@@ -75,10 +75,11 @@ type ServiceStatus struct {
 
 // SpeakerState is one node's speaker, from its SpeakerStatus.
 type SpeakerState struct {
-	Node          string      `json:"node"`
-	State         string      `json:"state"`
-	Reason        string      `json:"reason,omitempty"`
-	UpdateTime    metav1.Time `json:"updateTime"`
+	Node   string `json:"node"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Since is when the speaker entered State.
+	Since         metav1.Time `json:"since"`
 	Announcements int         `json:"announcements"`
 	// BGPPools are the bgp pools whose addresses of Cluster Services this
 	// node advertises, all of them (not counted in Announcements).
@@ -208,7 +209,7 @@ func gatherStatus(ctx context.Context, client kubernetes.Interface, dyn dynamic.
 			return fmt.Errorf("speakerstatus: %w", err)
 		}
 		speaker := SpeakerState{
-			Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, UpdateTime: s.Status.UpdateTime,
+			Node: s.Name, State: string(s.Status.State), Reason: s.Status.Reason, Since: s.Status.Since,
 			Announcements: len(s.Status.Announcements), BGPSessions: s.Status.BGPSessions,
 		}
 		for _, p := range s.Status.BGPPools {
@@ -376,14 +377,14 @@ func printTables(w io.Writer, st *Status, now time.Time) error {
 			orDefault(s.Pool, "<none>"), orDefault(s.Mode, "<none>"), orDefault(strings.Join(s.AnnouncedBy, ","), "<none>"))
 	}
 
-	fmt.Fprintln(tw, "\nNODE\tSPEAKER\tANNOUNCING\tBGP POOLS\tUPDATED")
+	fmt.Fprintln(tw, "\nNODE\tSPEAKER\tANNOUNCING\tBGP POOLS\tSINCE")
 	for _, s := range st.Speakers {
 		state := s.State
 		if s.Reason != "" && s.State != string(v1alpha1.SpeakerRunning) {
 			state += ": " + s.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s ago\n", s.Node, state, s.Announcements,
-			orDefault(strings.Join(s.BGPPools, ","), "<none>"), age(now, s.UpdateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.Node, state, s.Announcements,
+			orDefault(strings.Join(s.BGPPools, ","), "<none>"), age(now, s.Since))
 	}
 
 	sessions := 0

@@ -42,7 +42,7 @@ func checkSpeakerStatusPolicy(t *testing.T, cp *framework.ControlPlane) {
 	}
 	status := func(name string, state v1alpha1.SpeakerState, markedBy string, announced bool) *v1alpha1.SpeakerStatus {
 		s := &v1alpha1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Status: v1alpha1.SpeakerStatusStatus{State: state, MarkedBy: markedBy, UpdateTime: metav1.Now()}}
+			Status: v1alpha1.SpeakerStatusStatus{State: state, MarkedBy: markedBy, Since: metav1.Now()}}
 		if announced {
 			s.Status.Announcements = []v1alpha1.Announcement{{IP: "203.0.113.10", Mode: "layer2", Interface: "eth0", Services: []string{"app/web"}, Since: metav1.Now()}}
 			s.Status.Members = 1

@@ -219,7 +219,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	progress("every address has one owner; killing %d speakers one after another", o.kills)
 
 	res := &result{nodes: o.nodes, services: o.services, kills: o.kills, dilate: o.dilate, probeInterval: o.timing().ProbeInterval}
-	cpu0, wall0, gossip0, sync0, api0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown()
+	cpu0, wall0, gossip0, sync0, api0, requests0 := processCPU(), time.Now(), gossip(), syncHistogram(), api.breakdown(), api.requests()
 	// Speaker-seconds over the kills: the speakers alive, integrated over
 	// time, for the CPU and gossip per speaker.
 	speakerSeconds, last := 0.0, wall0
@@ -272,9 +272,12 @@ func run(ctx context.Context, o options) (*result, error) {
 			k+1, victim, len(owned), took.Round(time.Millisecond), phases, time.Since(killedAt).Round(time.Millisecond))
 	}
 	account()
+	requests := api.requests()
 	for key, n := range api.breakdown() {
 		if d := n - api0[key]; d > 0 && res.killed > 0 {
-			progress("API writes per kill: %s %d bytes (%d per moved address)", key, d/int64(res.killed), d/int64(max(res.moved, 1)))
+			sent := requests[key] - requests0[key]
+			progress("API writes per kill: %s %d bytes (%d per moved address; %.1f requests of %d bytes)",
+				key, d/int64(res.killed), d/int64(max(res.moved, 1)), float64(sent)/float64(res.killed), d/max(sent, 1))
 		}
 	}
 	res.cpuPerSpeakerPct = 100 * (processCPU() - cpu0).Seconds() / speakerSeconds

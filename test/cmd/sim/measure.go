@@ -26,7 +26,8 @@ import (
 type apiCounter struct {
 	bytes atomic.Int64
 	mu    sync.Mutex
-	byRes map[string]int64 // by resource, for the breakdown
+	// By resource and verb, for the breakdown: bytes and requests.
+	byRes, requestsByRes map[string]int64
 }
 
 func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
@@ -37,7 +38,7 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 				c.bytes.Add(req.ContentLength)
 				c.mu.Lock()
 				if c.byRes == nil {
-					c.byRes = map[string]int64{}
+					c.byRes, c.requestsByRes = map[string]int64{}, map[string]int64{}
 				}
 				key := resourceOf(req.URL.Path) + " " + req.Method
 				if key == "events POST" && req.GetBody != nil {
@@ -46,6 +47,7 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 					}
 				}
 				c.byRes[key] += req.ContentLength
+				c.requestsByRes[key]++
 				c.mu.Unlock()
 			}
 		}
@@ -101,6 +103,13 @@ func (c *apiCounter) breakdown() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.byRes)
+}
+
+// requests is the number of write requests so far by resource and verb.
+func (c *apiCounter) requests() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.requestsByRes)
 }
 
 // resourceOf is the resource a request path names: the segment after the
