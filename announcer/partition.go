@@ -27,7 +27,10 @@ import (
 // it cannot see (that side died, or shrank): a standing down side is
 // silenced no longer than the Lease's duration after the other side stops
 // renewing. bgp addresses are announced by every eligible node anyway and
-// stay. A death leaves no mark on the survivors: it stops no one.
+// stay. A death leaves no mark on the survivors: it stops no one. Every
+// mark is also answered with a memberlist refutation (MarkedUnreachable), which
+// ends the other lopsided case: the others lost this node while it still
+// sees them all.
 
 // markPatience is how long a mark is weighed: this speaker's memberlist may
 // take a few seconds longer than the marker's to give up on the other side
@@ -64,8 +67,18 @@ type standingDown struct {
 const otherSettles = 25 * time.Second
 
 // MarkedUnreachable is told that speaker by marked this one Unreachable.
+// It answers every mark with a memberlist refutation. A mark says the
+// marker's memberlist lost this node. In a partition the refutation reaches
+// only this side and changes nothing. But when this node sees the marker
+// alive, memberlist itself may never refute: a node that refuted a suspicion
+// whose answer was lost ignores the dead message that follows, and stays
+// dead to every other speaker, which elect new owners for its addresses
+// while it goes on announcing them (two owners, until a push-pull tens of
+// seconds later). A refutation revives it within a few gossip rounds, and
+// the addresses go back to it.
 func (s *Speaker) MarkedUnreachable(by string) {
-	klog.InfoS("Another speaker marked this one Unreachable", "by", by)
+	klog.InfoS("Another speaker marked this one Unreachable; refuting through memberlist", "by", by)
+	s.members.Refute()
 	s.mu.Lock()
 	s.mark = &mark{by: by, at: time.Now()}
 	s.mu.Unlock()

@@ -226,3 +226,18 @@ func TestStandingDownKeepsWhatOnlyThisSideServes(t *testing.T) {
 		t.Errorf("standing down, n3 announces %v; want %v (only it serves those), not 203.0.113.5", got, want)
 	}
 }
+
+// TestMarkIsRefuted: every mark is answered with a memberlist refutation,
+// which revives this node in the view of others that declared it dead
+// while it saw them (membership's TestRefuteRevivesAMemberTheOthersThinkDead).
+func TestMarkIsRefuted(t *testing.T) {
+	members := &fakeMembers{changes: make(chan struct{})}
+	s := NewSpeaker(fake.NewClientset(), members, SpeakerOptions{NodeName: "n3", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	t.Cleanup(s.queue.ShutDown)
+	for want := int32(1); want <= 2; want++ {
+		s.MarkedUnreachable("n1")
+		if got := members.refuted.Load(); got != want {
+			t.Fatalf("after %d marks, %d refutations", want, got)
+		}
+	}
+}

@@ -50,6 +50,9 @@ type Members interface {
 	Changes() <-chan struct{}
 	Join(addrs []string) (int, error)
 	UpdateMeta(meta membership.Meta, timeout time.Duration) error
+	// Refute tells the others this member is alive, overriding their
+	// suspicion or death of it (membership.Members.Refute).
+	Refute()
 }
 
 // BGPConfigurer is what the speaker needs of the BGP protocol besides

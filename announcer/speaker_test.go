@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ type fakeMembers struct {
 	mu      sync.Mutex
 	members []membership.Member
 	changes chan struct{}
+	// refuted counts the calls of Refute.
+	refuted atomic.Int32
 }
 
 func (f *fakeMembers) Alive() []membership.Member {
@@ -38,6 +41,7 @@ func (f *fakeMembers) Alive() []membership.Member {
 func (f *fakeMembers) Changes() <-chan struct{}                        { return f.changes }
 func (f *fakeMembers) Join([]string) (int, error)                      { return 0, nil }
 func (f *fakeMembers) UpdateMeta(membership.Meta, time.Duration) error { return nil }
+func (f *fakeMembers) Refute()                                         { f.refuted.Add(1) }
 
 // recordingProtocol remembers the last set it was given.
 type recordingProtocol struct {

@@ -320,6 +320,21 @@ func (m *Members) UpdateMeta(meta Meta, timeout time.Duration) error {
 	return m.list.UpdateNode(timeout)
 }
 
+// Refute tells every member that this one is alive, with a new
+// incarnation that overrides any suspect or dead message about it. memberlist
+// refutes such a message itself when it reaches this member, unless the
+// message names an older incarnation than this member's own: a member that
+// refuted a suspicion whose answer was lost ignores the dead message that
+// follows, and stays dead to the others while it sees them all alive, until
+// a push-pull merges the views (tens of seconds). The speaker calls this when
+// the API says another speaker marked it Unreachable. It does not wait:
+// memberlist queues the message at once, and then waits for it to be sent
+// its full number of times, which only holds the caller (that wait's
+// timeout is UpdateNode's only error).
+func (m *Members) Refute() {
+	_ = m.list.UpdateNode(time.Nanosecond)
+}
+
 // Leave tells the others this member is going, so they stop counting on it
 // at once instead of waiting for failure detection, then stops.
 func (m *Members) Leave(ctx context.Context) error {

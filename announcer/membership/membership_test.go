@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,4 +318,122 @@ func TestMemberSameMeta(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mutedTransport is UDP and TCP on loopback whose outgoing packets and
+// streams can be dropped, as on a node whose sends are lost for a while.
+// Streams others open are closed unread meanwhile: an answer on one would
+// be a send (memberlist falls back to a ping over TCP).
+type mutedTransport struct {
+	*memberlist.NetTransport
+	muted   atomic.Bool
+	streams chan net.Conn
+}
+
+func newMutedTransport(t *testing.T, port int) *mutedTransport {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt := &mutedTransport{NetTransport: nt, streams: make(chan net.Conn)}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case conn := <-nt.StreamCh():
+				if mt.muted.Load() {
+					conn.Close()
+					continue
+				}
+				select {
+				case mt.streams <- conn:
+				case <-done:
+					conn.Close()
+					return
+				}
+			}
+		}
+	}()
+	return mt
+}
+
+func (t *mutedTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+func (t *mutedTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.muted.Load() {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *mutedTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.muted.Load() {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+func (t *mutedTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if t.muted.Load() {
+		return nil, fmt.Errorf("muted")
+	}
+	return t.NetTransport.DialAddressTimeout(a, timeout)
+}
+
+// TestRefuteRevivesAMemberTheOthersThinkDead: a member whose sends are lost
+// while the others suspect it refutes the suspicion into the void, then
+// ignores the dead message that follows (it names the incarnation before its
+// refutation), and stays dead to the others while it sees them all alive.
+// Refute brings it back at once.
+func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
+	// Five members: the four others confirm each other's suspicion of x and
+	// declare it dead after the least wait (0.5 s), while x's suspicion of
+	// them, which no one confirms, runs six times as long.
+	var others []*Members
+	var join string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		m, addr := startMember(t, name, Meta{})
+		others = append(others, m)
+		join = cmp.Or(join, addr)
+	}
+	port := freeUDPPort(t)
+	transport := newMutedTransport(t, port)
+	x, err := Start(Config{NodeName: "x", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Transport: transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = x.list.Shutdown() })
+	for _, m := range append(others[1:], x) {
+		if _, err := m.Join([]string{join}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range append(others, x) {
+		waitMembers(t, m, "a,b,c,d,x", 5*time.Second)
+	}
+
+	transport.muted.Store(true)
+	for _, m := range others {
+		waitMembers(t, m, "a,b,c,d", 5*time.Second)
+	}
+	transport.muted.Store(false)
+	if got := names(x.Alive()); got != "a,b,c,d,x" {
+		t.Fatalf("x sees %s; the test needs it to see everyone", got)
+	}
+	// Stuck: without a refutation the others do not learn that x lives
+	// (until a push-pull, every 30 s).
+	time.Sleep(2 * time.Second)
+	if got := names(others[0].Alive()); got != "a,b,c,d" {
+		t.Fatalf("a sees %s without a refutation: the state this test is about did not arise", got)
+	}
+
+	start := time.Now()
+	x.Refute()
+	for _, m := range others {
+		waitMembers(t, m, "a,b,c,d,x", 2*time.Second)
+	}
+	t.Logf("every other member saw x alive again %v after it refuted", time.Since(start))
 }
