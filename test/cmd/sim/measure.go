@@ -36,15 +36,16 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 			if req.ContentLength > 0 {
 				c.bytes.Add(req.ContentLength)
-				c.mu.Lock()
-				if c.byRes == nil {
-					c.byRes, c.requestsByRes = map[string]int64{}, map[string]int64{}
-				}
+				// Decoded outside the lock every speaker's writes take.
 				key := resourceOf(req.URL.Path) + " " + req.Method
 				if key == "events POST" && req.GetBody != nil {
 					if reason, err := eventReason(req); err == nil {
 						key += " " + reason
 					}
+				}
+				c.mu.Lock()
+				if c.byRes == nil {
+					c.byRes, c.requestsByRes = map[string]int64{}, map[string]int64{}
 				}
 				c.byRes[key] += req.ContentLength
 				c.requestsByRes[key]++
