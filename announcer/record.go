@@ -50,19 +50,21 @@ func (s *Speaker) recordChanges(want map[netip.Addr]announcement) {
 		a := want[ip]
 		ownershipChanges.WithLabelValues("acquired").Inc()
 		klog.InfoS("Announcing", "ip", ip, "interface", a.iface, "mode", a.mode, "services", a.services)
-		if !a.wholePool {
-			// Every node the pool selects advertises a wholePool address:
-			// an Event from each would cost the API a write per node per
-			// Service, and say nothing about this node.
-			s.announcingEvent(ip, a)
-		}
+		s.dueEvents.add(ip, eventAnnouncing)
 	}
-	for _, ip := range slices.SortedFunc(slices.Values(nowListed), netip.Addr.Compare) {
-		s.announcingEvent(ip, want[ip])
+	for _, ip := range nowListed {
+		s.dueEvents.add(ip, eventAnnouncing)
 	}
-	s.reportKept(slices.SortedFunc(slices.Values(kept), netip.Addr.Compare), want)
+	for _, ip := range slices.SortedFunc(slices.Values(kept), netip.Addr.Compare) {
+		a := want[ip]
+		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
+		s.dueEvents.add(ip, eventKept)
+	}
 	keptAddresses.Set(float64(keptCount))
-	s.reportUnserved(slices.SortedFunc(slices.Values(unserved), netip.Addr.Compare), want)
+	for _, ip := range slices.SortedFunc(slices.Values(unserved), netip.Addr.Compare) {
+		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", want[ip].unserved)
+		s.dueEvents.add(ip, eventUnserved)
+	}
 	for ip, a := range before {
 		if _, still := want[ip]; !still {
 			ownershipChanges.WithLabelValues("released").Inc()
@@ -105,33 +107,24 @@ func (s *Speaker) announcingEvent(ip netip.Addr, a announcement) {
 	}
 }
 
-// reportKept says, once per address (ips: those that began being announced
-// from a kept config), a Warning on its services and a log line. Nothing is
-// withdrawn for it: the address is held until its service releases it.
-func (s *Speaker) reportKept(ips []netip.Addr, want map[netip.Addr]announcement) {
-	for _, ip := range ips {
-		a := want[ip]
-		klog.InfoS("Announcing from a kept config", "ip", ip, "pool", a.pool, "mode", a.mode)
-		for _, svc := range s.servicesByKey(a.services) {
-			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
-				"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
-				ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
-		}
+// kept: a Warning on each of its Services that the address is announced
+// from a kept config. Nothing is withdrawn for it: the address is held
+// until its Service releases it.
+func (s *Speaker) keptEvent(ip netip.Addr, a announcement) {
+	for _, svc := range s.servicesByKey(a.services) {
+		s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
+			"%s is in no pool of a valid %s; %s announces it as pool %s of the last config that covered it (%s) until the service releases it",
+			ip, s.opts.ConfigName, s.opts.NodeName, a.pool, config.LastGoodName(s.opts.ConfigName))
 	}
 }
 
-// reportUnserved warns, once per change (ips), the services sharing an
-// address with externalTrafficPolicy Local whose traffic this node drops:
-// no node has a ready endpoint of every service holding the address, and
-// this one serves the most of them.
-func (s *Speaker) reportUnserved(ips []netip.Addr, want map[netip.Addr]announcement) {
-	for _, ip := range ips {
-		a := want[ip]
-		klog.InfoS("No node has a ready endpoint of every service sharing an address; announcing for the most", "ip", ip, "unserved", a.unserved)
-		for _, svc := range s.servicesByKey(a.unserved) {
-			s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "NoLocalEndpoint",
-				"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
-				ip, s.opts.NodeName)
-		}
+// unservedEvent warns the Services sharing ip with externalTrafficPolicy
+// Local whose traffic this node drops: no node has a ready endpoint of
+// every Service holding the address, and this one serves the most of them.
+func (s *Speaker) unservedEvent(ip netip.Addr, a announcement) {
+	for _, svc := range s.servicesByKey(a.unserved) {
+		s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "NoLocalEndpoint",
+			"no node has a ready endpoint of every service sharing %s (externalTrafficPolicy Local); %s announces it for the others, and this service's traffic is dropped there until it has a ready endpoint on that node",
+			ip, s.opts.NodeName)
 	}
 }

@@ -151,6 +151,8 @@ type Speaker struct {
 	client   kubernetes.Interface
 	members  Members
 	recorder record.EventRecorder
+	// dueEvents are the Events about addresses waiting for their turn.
+	dueEvents *dueEvents
 
 	services   cache.Indexer // cachedService by namespace/name
 	sliceStore cache.Store   // EndpointSlices (endpointSliceNodes)
@@ -302,6 +304,7 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 		client:     client,
 		members:    members,
 		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
+		dueEvents:  newDueEvents(),
 		services:   svcInformer.GetIndexer(),
 		sliceStore: sliceInformer.GetStore(),
 		slicesOf:   newSlicesByService(),
@@ -408,6 +411,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return err
 	}
 	go s.joinLoop(ctx)
+	go s.recordDueEvents(ctx)
 	s.publishMeta()
 	go s.watchKubeProxy(ctx)
 	if s.opts.LocalMeta == nil {

@@ -507,11 +507,13 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 	if got, want := listed(), "[198.51.100.98/bgp 203.0.113.5/layer2] [routed]"; got != want {
 		t.Errorf("status lists %s, want %s", got, want)
 	}
-	// recorded drains the Events recorded so far, keeping those containing s.
-	recorded := func(s string) []string {
+	// recorded drains the Events due and recorded so far, keeping those
+	// containing str.
+	recorded := func(str string) []string {
+		writeDueEvents(t, ctx, s)
 		var out []string
 		for len(events.Events) > 0 {
-			if e := <-events.Events; strings.Contains(e, s) {
+			if e := <-events.Events; strings.Contains(e, str) {
 				out = append(out, e)
 			}
 		}

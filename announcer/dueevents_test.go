@@ -1,0 +1,149 @@
+package announcer
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/ironlb/ironlb/config"
+)
+
+// writeDueEvents writes every Event due so far, unpaced, as Run would in
+// its time.
+func writeDueEvents(tb testing.TB, ctx context.Context, s *Speaker) {
+	tb.Helper()
+	s.dueEvents.pace = flowcontrol.NewFakeAlwaysRateLimiter()
+	for s.dueEvents.queue.Len() > 0 {
+		if !s.recordNextDueEvents(ctx) {
+			tb.Fatal("the Event queue shut down")
+		}
+	}
+}
+
+// TestDueEventsSayWhatIsAnnouncedWhenWritten: an address's Events are
+// written once however often it changed while they waited, and say what
+// the node announces when they are written.
+func TestDueEventsSayWhatIsAnnouncedWhenWritten(t *testing.T) {
+	web := netip.MustParseAddr("203.0.113.5")
+	on := func(iface string) map[netip.Addr]announcement {
+		return map[netip.Addr]announcement{web: {mode: config.ModeLayer2, iface: iface, services: []string{"default/web"}, pool: "lan"}}
+	}
+	kept := func() map[netip.Addr]announcement {
+		w := on("eth0")
+		a := w[web]
+		a.fromKept = true
+		w[web] = a
+		return w
+	}
+	none := map[netip.Addr]announcement{}
+	tests := []struct {
+		name    string
+		changes []map[netip.Addr]announcement
+		want    []string
+	}{
+		{"taken", []map[netip.Addr]announcement{on("eth0")},
+			[]string{"Normal Announcing n1 announces 203.0.113.5 on eth0 (layer2)"}},
+		{"taken and let go before its Event was written", []map[netip.Addr]announcement{on("eth0"), none}, nil},
+		{"flapping while its Event waited", []map[netip.Addr]announcement{on("eth0"), none, on("eth0"), none, on("eth0")},
+			[]string{"Normal Announcing n1 announces 203.0.113.5 on eth0 (layer2)"}},
+		{"moved to another interface while its Event waited", []map[netip.Addr]announcement{on("eth0"), on("eth1")},
+			[]string{"Normal Announcing n1 announces 203.0.113.5 on eth1 (layer2)"}},
+		{"from a kept config", []map[netip.Addr]announcement{kept()},
+			[]string{"Normal Announcing n1 announces 203.0.113.5 on eth0 (layer2)", "Warning AnnouncedFromKeptConfig 203.0.113.5 is in no pool"}},
+		{"kept, then in the valid config again before the Warning", []map[netip.Addr]announcement{kept(), on("eth0")},
+			[]string{"Normal Announcing n1 announces 203.0.113.5 on eth0 (layer2)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSpeaker(fake.NewClientset(lbWithIP("web", web.String(), false)), &fakeMembers{changes: make(chan struct{})},
+				SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+			defer s.queue.ShutDown()
+			events := record.NewFakeRecorder(10)
+			s.recorder = events
+			if err := s.startCaches(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.changes {
+				s.recordChanges(want)
+			}
+			writeDueEvents(t, t.Context(), s)
+			var got []string
+			for len(events.Events) > 0 {
+				got = append(got, <-events.Events)
+			}
+			if len(got) != len(tt.want) || slices.ContainsFunc(tt.want, func(prefix string) bool {
+				return !slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, prefix) })
+			}) {
+				t.Errorf("Events %q, want one each starting with %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestATakeoverOfManyAddressesLosesNoEvent: a node that takes over more
+// addresses at once than client-go's recorder queues (1,000) records an
+// Event for each, the writes to the API being slower than the takeover.
+func TestATakeoverOfManyAddressesLosesNoEvent(t *testing.T) {
+	const addresses = 1200
+	var objs []runtime.Object
+	want := map[netip.Addr]announcement{}
+	ip := netip.MustParseAddr("2001:db8::")
+	for i := range addresses {
+		ip = ip.Next()
+		name := fmt.Sprintf("svc-%04d", i)
+		objs = append(objs, lbWithIP(name, ip.String(), false))
+		want[ip] = announcement{mode: config.ModeLayer2, iface: "eth0", services: []string{"default/" + name}, pool: "lan"}
+	}
+	client := fake.NewClientset(objs...)
+	// The API writes an Event in 0.5 ms or more, at most 2,000 a second.
+	client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		time.Sleep(500 * time.Microsecond)
+		return false, nil, nil
+	})
+	s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})},
+		SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	defer s.queue.ShutDown()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Paced at 1,000 a second here, as at the client's 5 in a speaker.
+	s.dueEvents.pace = flowcontrol.NewTokenBucketRateLimiter(1000, 10)
+	go s.recordDueEvents(ctx)
+	s.recordChanges(want)
+	announcing := func(ctx context.Context) (int, error) {
+		list, err := client.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, e := range list.Items {
+			if e.Reason == "Announcing" && e.Type == v1.EventTypeNormal {
+				n++
+			}
+		}
+		return n, nil
+	}
+	var got int
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := announcing(ctx)
+		got = n
+		return n == addresses, err
+	}); err != nil {
+		t.Fatalf("%d Announcing Events written, want %d: %v", got, addresses, err)
+	}
+}
