@@ -11,6 +11,68 @@ import (
 // Which informer changes cost a sync, and under which queue key: only those
 // that can move an announcement.
 
+// queueChanges queues the syncs the informers' changes cost: Node
+// heartbeats, ClusterIP Services and the EndpointSlices of Services that
+// are not Local load balancers are the bulk of the events a cluster sends,
+// and cost none. A Node's coming or new address also wakes the join loop.
+func (s *Speaker) queueChanges(svcInformer, sliceInformer, nodeInformer, cmInformer, keptInformer cache.SharedIndexInformer) {
+	for _, h := range []struct {
+		informer cache.SharedIndexInformer
+		matters  func(old, cur any) bool
+		key      func(obj any) string
+		// index, when set, sees every change first (before it is
+		// queued or filtered out).
+		index func(old, cur any)
+	}{
+		{svcInformer, s.serviceChangeMatters, serviceQueueKey, nil},
+		{sliceInformer, s.sliceChangeMatters, sliceQueueKey, s.indexSlice},
+		{nodeInformer, nodeChangeMatters, syncAll, nil},
+		{cmInformer, anyChange, syncAll, nil},
+		{keptInformer, anyChange, syncAll, nil},
+	} {
+		index := h.index
+		if index == nil {
+			index = func(_, _ any) {}
+		}
+		registration, _ := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) {
+				index(nil, obj)
+				if h.matters(nil, obj) {
+					s.queue.Add(h.key(obj))
+				}
+			},
+			UpdateFunc: func(old, cur any) {
+				index(old, cur)
+				if h.matters(old, cur) {
+					s.queue.Add(h.key(cur))
+				}
+			},
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				index(obj, nil)
+				if h.matters(obj, nil) {
+					s.queue.Add(h.key(obj))
+				}
+			},
+		})
+		if h.index != nil && registration != nil {
+			// The first sync reads the index: wait until the handler has
+			// seen every object of the initial list.
+			s.synced = append(s.synced, registration.HasSyncedChecker())
+		}
+	}
+	_, _ = nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { s.wakeJoin() },
+		UpdateFunc: func(old, cur any) {
+			if o, c := old.(*cachedNode), cur.(*cachedNode); o.internalIP != c.internalIP {
+				s.wakeJoin()
+			}
+		},
+	})
+}
+
 func anyChange(_, _ any) bool { return true }
 
 // The queue key an object's change syncs: a Service or EndpointSlice its

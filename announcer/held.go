@@ -193,3 +193,28 @@ func (s *Speaker) serviceByKey(key string) *cachedService {
 
 // allServices are every Service as cached.
 func (s *Speaker) allServices() []*cachedService { return listAs[*cachedService](s.services) }
+
+// addressesOf maps every load-balancer address of the services ironlb serves
+// to the services holding it. An address another implementation assigned is
+// never announced, even inside an ironlb pool.
+func addressesOf(services []*cachedService, filter config.ClassFilter) map[netip.Addr][]*cachedService {
+	out := map[netip.Addr][]*cachedService{}
+	for _, svc := range services {
+		if !svc.servedBy(filter) {
+			continue
+		}
+		for _, ip := range svc.ips {
+			out[ip] = append(out[ip], svc)
+		}
+	}
+	return out
+}
+
+func serviceKeys(svcs []*cachedService) []string {
+	keys := make([]string, 0, len(svcs))
+	for _, s := range svcs {
+		keys = append(keys, s.key)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -7,6 +7,10 @@ import (
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -15,6 +19,28 @@ import (
 
 // What the speaker tells about what it announces: log lines, Events on the
 // Services, metrics and its node's SpeakerStatus.
+
+// eventCacheSize is how many objects the Event recorder remembers, in each
+// of its caches (newEventRecorder).
+const eventCacheSize = 512
+
+// newEventRecorder records nodeName's speaker's Events through client.
+func newEventRecorder(client kubernetes.Interface, nodeName string) record.EventRecorder {
+	// client-go's spam filter lets 25 Events per object through, then one
+	// per 5 min: on a node whose BGP sessions flapped a few times, the next
+	// BGPSessionDown would be lost. 100 leaves room for a few dozen
+	// flaps of every peer.
+	//
+	// Its three caches (spam filter, aggregation, counts) keep 4,096
+	// objects each by default: about 4 MiB of a speaker's live heap once
+	// it has announced 10,000 Services. 512 keeps a node's recent ones;
+	// an Event about an object fallen out of them starts a new Event
+	// object rather than counting on the old one.
+	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, LRUCacheSize: eventCacheSize}))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	return broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: nodeName})
+}
 
 // recordChanges logs, counts and reports ownership changes on this node.
 // Its cost grows with what this node announces, not with the Services.

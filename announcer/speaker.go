@@ -15,15 +15,11 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -110,36 +106,6 @@ type SpeakerOptions struct {
 	// reading the host's, which is then not watched (a simulation, whose
 	// speakers share one host).
 	LocalMeta func() (membership.Meta, error)
-}
-
-// Informers are the caches a speaker reads: the cluster's Services,
-// EndpointSlices and Nodes, and the two ConfigMaps of its config.
-type Informers struct {
-	cluster, config, kept informers.SharedInformerFactory
-}
-
-// Start starts the caches that are not running yet; they stop with stop.
-// Speakers sharing them start them in Run too, which is then a no-op.
-func (i *Informers) Start(stop <-chan struct{}) {
-	for _, f := range []informers.SharedInformerFactory{i.cluster, i.config, i.kept} {
-		f.Start(stop)
-	}
-}
-
-// NewInformers returns the caches of one speaker, or of several that share
-// them.
-func NewInformers(client kubernetes.Interface, configNamespace, configName string) *Informers {
-	// One ConfigMap each: a field selector names one object, and RBAC
-	// grants only these two.
-	oneConfigMap := func(name string) informers.SharedInformerFactory {
-		return informers.NewSharedInformerFactoryWithOptions(client, 0,
-			informers.WithNamespace(configNamespace),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			}))
-	}
-	return &Informers{cluster: informers.NewSharedInformerFactory(client, 0),
-		config: oneConfigMap(configName), kept: oneConfigMap(config.LastGoodName(configName))}
 }
 
 // Speaker is the per-node controller. It is level-triggered: every change
@@ -256,10 +222,6 @@ const (
 	bgpKey     = "bgp"
 )
 
-// eventCacheSize is how many objects the Event recorder remembers, in each
-// of its caches (NewSpeaker).
-const eventCacheSize = 512
-
 // NewSpeaker wires informers; Run starts them.
 func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOptions) *Speaker {
 	if opts.Filter.Class == "" {
@@ -286,24 +248,11 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	cmInformer := cmFactory.Core().V1().ConfigMaps()
 	keptInformer := keptFactory.Core().V1().ConfigMaps()
 
-	// client-go's spam filter lets 25 Events per object through, then one
-	// per 5 min: on a node whose BGP sessions flapped a few times, the next
-	// BGPSessionDown would be lost. 100 leaves room for a few dozen
-	// flaps of every peer.
-	//
-	// Its three caches (spam filter, aggregation, counts) keep 4,096
-	// objects each by default: about 4 MiB of a speaker's live heap once
-	// it has announced 10,000 Services. 512 keeps a node's recent ones;
-	// an Event about an object fallen out of them starts a new Event
-	// object rather than counting on the old one.
-	broadcaster := record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, LRUCacheSize: eventCacheSize}))
-	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	s := &Speaker{
 		opts:       opts,
 		client:     client,
 		members:    members,
-		recorder:   broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName}),
+		recorder:   newEventRecorder(client, opts.NodeName),
 		dueEvents:  newDueEvents(),
 		services:   svcInformer.GetIndexer(),
 		sliceStore: sliceInformer.GetStore(),
@@ -329,79 +278,8 @@ func NewSpeaker(client kubernetes.Interface, members Members, opts SpeakerOption
 	} {
 		_ = informer.SetTransform(slim) // fails only once started
 	}
-	// Only a change that can move an announcement costs a sync: Node
-	// heartbeats, ClusterIP Services and the EndpointSlices of Services
-	// that are not Local load balancers are the bulk of the events a
-	// cluster sends, and change nothing here.
-	for _, h := range []struct {
-		informer cache.SharedIndexInformer
-		matters  func(old, cur any) bool
-		key      func(obj any) string
-		// index, when set, sees every change first (before it is
-		// queued or filtered out).
-		index func(old, cur any)
-	}{
-		{svcInformer, s.serviceChangeMatters, serviceQueueKey, nil},
-		{sliceInformer, s.sliceChangeMatters, sliceQueueKey, s.indexSlice},
-		{nodeInformer, nodeChangeMatters, syncAll, nil},
-		{cmInformer.Informer(), anyChange, syncAll, nil},
-		{keptInformer.Informer(), anyChange, syncAll, nil},
-	} {
-		index := h.index
-		if index == nil {
-			index = func(_, _ any) {}
-		}
-		registration, _ := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(obj any) {
-				index(nil, obj)
-				if h.matters(nil, obj) {
-					s.queue.Add(h.key(obj))
-				}
-			},
-			UpdateFunc: func(old, cur any) {
-				index(old, cur)
-				if h.matters(old, cur) {
-					s.queue.Add(h.key(cur))
-				}
-			},
-			DeleteFunc: func(obj any) {
-				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-					obj = d.Obj
-				}
-				index(obj, nil)
-				if h.matters(obj, nil) {
-					s.queue.Add(h.key(obj))
-				}
-			},
-		})
-		if h.index != nil && registration != nil {
-			// The first sync reads the index: wait until the handler has
-			// seen every object of the initial list.
-			s.synced = append(s.synced, registration.HasSyncedChecker())
-		}
-	}
-	_, _ = nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.wakeJoin() },
-		UpdateFunc: func(old, cur any) {
-			if o, c := old.(*cachedNode), cur.(*cachedNode); o.internalIP != c.internalIP {
-				s.wakeJoin()
-			}
-		},
-	})
+	s.queueChanges(svcInformer, sliceInformer, nodeInformer, cmInformer.Informer(), keptInformer.Informer())
 	return s
-}
-
-// startCaches starts the informers and waits until the caches hold the
-// initial lists and the handlers that index them (the slices by Service)
-// have seen them: a sync reads both.
-func (s *Speaker) startCaches(ctx context.Context) error {
-	for _, f := range s.factories {
-		f.Start(ctx.Done())
-	}
-	if !cache.WaitFor(ctx, "ironlb-speaker caches", s.synced...) {
-		return fmt.Errorf("caches did not sync")
-	}
-	return nil
 }
 
 // Run serves until ctx ends, then withdraws every announcement.
@@ -626,116 +504,6 @@ func (s *Speaker) announcementOf(ip netip.Addr, d election.Decision, down *stand
 		wholePool: h.pool.Mode == config.ModeBGP && !h.fromKept && len(h.local) == 0}, true
 }
 
-// metaWait bounds how long elections wait for a member's interfaces.
-const metaWait = 2 * time.Second
-
-// withKnownMeta returns the members to elect among. Electing without a
-// member's interfaces would pick an owner that changes a moment later, so
-// while a member's meta is on the way the election waits (waiting is true);
-// but one whose meta never arrives (unreadable, or dropped on the way) must
-// not pause every election: after metaWait it is left out, and said so.
-func (s *Speaker) withKnownMeta(alive []membership.Member, now time.Time) ([]membership.Member, bool) {
-	if len(s.metaMissingSince) == 0 && !slices.ContainsFunc(alive, func(m membership.Member) bool { return !m.MetaKnown }) {
-		return alive, false // as nearly always: nothing to copy
-	}
-	known := make([]membership.Member, 0, len(alive))
-	waiting := false
-	seen := map[string]bool{}
-	for _, m := range alive {
-		if m.MetaKnown {
-			known = append(known, m)
-			continue
-		}
-		seen[m.Name] = true
-		since, ok := s.metaMissingSince[m.Name]
-		if !ok {
-			s.metaMissingSince[m.Name] = now
-			since = now
-		}
-		switch {
-		case now.Sub(since) < metaWait:
-			klog.V(2).InfoS("Waiting for a member's interfaces before electing", "member", m.Name)
-			waiting = true
-		case !s.metaGaveUp[m.Name]:
-			s.metaGaveUp[m.Name] = true
-			klog.ErrorS(nil, "A member's interfaces never arrived; electing without it until they do", "member", m.Name, "waited", metaWait)
-		}
-	}
-	for name := range s.metaMissingSince {
-		if !seen[name] {
-			delete(s.metaMissingSince, name)
-			delete(s.metaGaveUp, name)
-		}
-	}
-	return known, waiting
-}
-
-// servedElsewhere reports whether one of nodes (the other side of a
-// partition) may announce an address of pool: selected by the pool's
-// nodeSelector and, with Local holders (local), holding a ready endpoint of
-// one. Their interfaces cannot be known across the partition; they are
-// assumed to have one. A side that stands down keeps announcing what the
-// other side cannot serve: nobody would, otherwise.
-func (s *Speaker) servedElsewhere(pool *config.Pool, local []election.LocalHolder, nodes []string) bool {
-	for _, name := range nodes {
-		if s.selects(pool, name) && (len(local) == 0 || slices.ContainsFunc(local, func(h election.LocalHolder) bool {
-			_, ok := slices.BinarySearch(h.Ready, name)
-			return ok
-		})) {
-			return true
-		}
-	}
-	return false
-}
-
-// selects reports whether pool's nodeSelector picks node.
-func (s *Speaker) selects(pool *config.Pool, node string) bool {
-	n := s.nodes.get(node)
-	return n != nil && pool.NodeSelector.Matches(labels.Set(n.labels))
-}
-
-// electionNodes are the alive members with a Node object, as the election
-// takes them: the Node's labels, the member's interfaces. A member without
-// a Node object is no pool's candidate.
-func (s *Speaker) electionNodes(alive []membership.Member) []election.Node {
-	out := make([]election.Node, 0, len(alive))
-	for _, m := range alive {
-		n := s.nodes.get(m.Name)
-		if n == nil {
-			continue
-		}
-		parsed, ok := s.memberInterfaces[m.Name]
-		if !ok || !parsed.member.SameMeta(m) {
-			parsed = parsedInterfaces{member: m, interfaces: interfacesOf(m.Meta)}
-			s.memberInterfaces[m.Name] = parsed
-		}
-		out = append(out, election.Node{Name: m.Name, Labels: n.labels, Interfaces: parsed.interfaces})
-	}
-	if len(s.memberInterfaces) > len(alive) {
-		// Members gone: forget theirs. alive is sorted by name.
-		for name := range s.memberInterfaces {
-			if _, found := slices.BinarySearchFunc(alive, name, func(m membership.Member, name string) int { return strings.Compare(m.Name, name) }); !found {
-				delete(s.memberInterfaces, name)
-			}
-		}
-	}
-	return out
-}
-
-// localHolders are the services with externalTrafficPolicy Local among
-// holders, each with the nodes that have a ready endpoint of it.
-func (s *Speaker) localHolders(holders []*cachedService) []election.LocalHolder {
-	var out []election.LocalHolder
-	for _, svc := range holders {
-		if svc.local {
-			key := svc.key
-			out = append(out, election.LocalHolder{Key: key, Ready: s.slicesOf.readyNodes(key)})
-		}
-	}
-	slices.SortFunc(out, func(a, b election.LocalHolder) int { return strings.Compare(a.Key, b.Key) })
-	return out
-}
-
 // nodeEvent records an Event on this node.
 func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
 	node := &v1.ObjectReference{Kind: "Node", Name: s.opts.NodeName, UID: s.NodeUID(), APIVersion: "v1"}
@@ -806,29 +574,4 @@ func (s *Speaker) loadConfig() (config.Layers, bool) {
 	}
 	s.layers = config.NewLayers(s.cfg, s.cfgData, s.kept)
 	return s.layers, s.cfg != nil
-}
-
-// addressesOf maps every load-balancer address of the services ironlb serves
-// to the services holding it. An address another implementation assigned is
-// never announced, even inside an ironlb pool.
-func addressesOf(services []*cachedService, filter config.ClassFilter) map[netip.Addr][]*cachedService {
-	out := map[netip.Addr][]*cachedService{}
-	for _, svc := range services {
-		if !svc.servedBy(filter) {
-			continue
-		}
-		for _, ip := range svc.ips {
-			out[ip] = append(out[ip], svc)
-		}
-	}
-	return out
-}
-
-func serviceKeys(svcs []*cachedService) []string {
-	keys := make([]string, 0, len(svcs))
-	for _, s := range svcs {
-		keys = append(keys, s.key)
-	}
-	slices.Sort(keys)
-	return keys
 }
