@@ -56,6 +56,7 @@ func (d *dueEvents) add(ip netip.Addr, kind dueEvent) {
 	d.due[ip] |= kind
 	d.mu.Unlock()
 	d.queue.Add(ip)
+	eventsWaiting.Set(float64(d.queue.Len()))
 }
 
 // next waits for an address with Events due and its turn, and takes them;
@@ -68,6 +69,7 @@ func (d *dueEvents) next(ctx context.Context) (netip.Addr, dueEvent, bool) {
 	// Done first: what falls due from here on queues the address again,
 	// and is found then if not taken now.
 	d.queue.Done(ip)
+	eventsWaiting.Set(float64(d.queue.Len()))
 	if err := d.pace.Wait(ctx); err != nil {
 		return ip, 0, false
 	}

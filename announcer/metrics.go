@@ -35,6 +35,10 @@ var (
 		Namespace: "ironlb", Subsystem: "speaker", Name: "kube_proxy_answers_arp",
 		Help: "1 while kube-system/kube-proxy says IPVS mode without strictARP, where every node answers ARP for every LoadBalancer IP.", StabilityLevel: metrics.ALPHA,
 	})
+	eventsWaiting = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "ironlb", Subsystem: "speaker", Name: "events_waiting",
+		Help: "Addresses whose Events (Announcing, AnnouncedFromKeptConfig, NoLocalEndpoint) wait for their turn to be written, at the API client's 5 a second.", StabilityLevel: metrics.ALPHA,
+	})
 	syncDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace: "ironlb", Subsystem: "speaker", Name: "sync_duration_seconds",
 		Help:    "Time a sync took, by kind: all (a Node, config or partition change gathers everything), members (a membership change) or service (one Service's or its EndpointSlices' change).",
@@ -53,5 +57,5 @@ var (
 )
 
 func init() {
-	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, syncDuration, partitioned, configStale, keptAddresses, GratuitousPackets, bgpSessionUp, kubeProxyAnswersARPGauge)
+	legacyregistry.MustRegister(announcedAddresses, ownershipChanges, memberCount, syncDuration, partitioned, configStale, keptAddresses, eventsWaiting, GratuitousPackets, bgpSessionUp, kubeProxyAnswersARPGauge)
 }
