@@ -38,7 +38,8 @@ type dueEvents struct {
 	due   map[netip.Addr]dueEvent
 	queue workqueue.TypedInterface[netip.Addr]
 	// pace lets one address's Events through at the client's rate: faster
-	// would only fill the recorder's queue.
+	// would only fill the recorder's queue. An address whose Events are no
+	// longer warranted takes no turn.
 	pace flowcontrol.RateLimiter
 }
 
@@ -59,9 +60,9 @@ func (d *dueEvents) add(ip netip.Addr, kind dueEvent) {
 	eventsWaiting.Set(float64(d.queue.Len()))
 }
 
-// next waits for an address with Events due and its turn, and takes them;
-// false once the queue is shut down or ctx ends.
-func (d *dueEvents) next(ctx context.Context) (netip.Addr, dueEvent, bool) {
+// next waits for an address with Events due and takes them; false once
+// the queue is shut down.
+func (d *dueEvents) next() (netip.Addr, dueEvent, bool) {
 	ip, quit := d.queue.Get()
 	if quit {
 		return ip, 0, false
@@ -70,9 +71,6 @@ func (d *dueEvents) next(ctx context.Context) (netip.Addr, dueEvent, bool) {
 	// and is found then if not taken now.
 	d.queue.Done(ip)
 	eventsWaiting.Set(float64(d.queue.Len()))
-	if err := d.pace.Wait(ctx); err != nil {
-		return ip, 0, false
-	}
 	d.mu.Lock()
 	kinds := d.due[ip]
 	delete(d.due, ip)
@@ -90,30 +88,56 @@ func (s *Speaker) recordDueEvents(ctx context.Context) {
 	}
 }
 
-// recordNextDueEvents writes the Events due for the next address, as what
-// this node announces now warrants them.
+// recordNextDueEvents writes the Events due for the next address that
+// what this node announces still warrants, in their turn: an address that
+// went meanwhile takes none, so the backlog of a start, where addresses
+// move by the thousand while the speakers meet, drains at once but for
+// the Events still true.
 func (s *Speaker) recordNextDueEvents(ctx context.Context) bool {
-	ip, kinds, ok := s.dueEvents.next(ctx)
+	ip, kinds, ok := s.dueEvents.next()
 	if !ok {
 		return false
 	}
+	if _, warranted := s.warrantedEvents(ip, kinds); warranted == 0 {
+		return true
+	}
+	if err := s.dueEvents.pace.Wait(ctx); err != nil {
+		return false
+	}
+	// Read again: the wait may have been long.
+	a, warranted := s.warrantedEvents(ip, kinds)
+	if warranted&eventAnnouncing != 0 {
+		s.announcingEvent(ip, a)
+	}
+	if warranted&eventKept != 0 {
+		s.keptEvent(ip, a)
+	}
+	if warranted&eventUnserved != 0 {
+		s.unservedEvent(ip, a)
+	}
+	return true
+}
+
+// warrantedEvents are the kinds of Events of those due for ip that what
+// this node announces now warrants, and that announcement.
+func (s *Speaker) warrantedEvents(ip netip.Addr, due dueEvent) (announcement, dueEvent) {
 	s.mu.Lock()
 	a, announced := s.announced[ip]
 	s.mu.Unlock()
 	if !announced {
-		return true
+		return a, 0
 	}
 	// Every node the pool selects advertises a wholePool address: an Event
 	// from each would cost the API a write per node per Service, and say
 	// nothing about this node.
-	if kinds&eventAnnouncing != 0 && !a.wholePool {
-		s.announcingEvent(ip, a)
+	if a.wholePool {
+		due &^= eventAnnouncing
 	}
-	if kinds&eventKept != 0 && a.fromKept {
-		s.keptEvent(ip, a)
+	if !a.fromKept {
+		due &^= eventKept
 	}
-	if kinds&eventUnserved != 0 && len(a.unserved) > 0 {
-		s.unservedEvent(ip, a)
+	if len(a.unserved) == 0 {
+		due &^= eventUnserved
 	}
-	return true
+	return a, due
 }

@@ -147,3 +147,54 @@ func TestATakeoverOfManyAddressesLosesNoEvent(t *testing.T) {
 		t.Fatalf("%d Announcing Events written, want %d: %v", got, addresses, err)
 	}
 }
+
+// countingPace lets everything through and counts the turns taken.
+type countingPace struct {
+	flowcontrol.RateLimiter
+	turns int
+}
+
+func (c *countingPace) Wait(context.Context) error {
+	c.turns++
+	return nil
+}
+
+// TestOnlyWarrantedEventsTakeATurn: after a start where a node held a
+// thousand addresses for a moment and kept a few, the backlog takes a turn
+// of the API client's pace only for the Events of the few.
+func TestOnlyWarrantedEventsTakeATurn(t *testing.T) {
+	var objs []runtime.Object
+	held := map[netip.Addr]announcement{}
+	ip := netip.MustParseAddr("2001:db8::")
+	for i := range 1000 {
+		ip = ip.Next()
+		name := fmt.Sprintf("svc-%04d", i)
+		objs = append(objs, lbWithIP(name, ip.String(), false))
+		held[ip] = announcement{mode: config.ModeLayer2, iface: "eth0", services: []string{"default/" + name}, pool: "lan"}
+	}
+	s := NewSpeaker(fake.NewClientset(objs...), &fakeMembers{changes: make(chan struct{})},
+		SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	defer s.queue.ShutDown()
+	events := record.NewFakeRecorder(1000)
+	s.recorder = events
+	if err := s.startCaches(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.recordChanges(held)
+	kept := map[netip.Addr]announcement{}
+	for ip, a := range held {
+		if len(kept) == 3 {
+			break
+		}
+		kept[ip] = a
+	}
+	s.recordChanges(kept)
+	pace := &countingPace{}
+	s.dueEvents.pace = pace
+	for s.dueEvents.queue.Len() > 0 {
+		s.recordNextDueEvents(t.Context())
+	}
+	if pace.turns != 3 || len(events.Events) != 3 {
+		t.Errorf("%d turns taken and %d Events recorded for the 3 addresses kept of 1,000, want 3 and 3", pace.turns, len(events.Events))
+	}
+}
