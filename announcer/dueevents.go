@@ -17,10 +17,11 @@ import (
 //
 // Handed to client-go's recorder at once, they would be queued there, at
 // most 1,000, the rest dropped with an error line each, while its client
-// writes 5 a second: a node that takes over 1,650 addresses (one of three
-// nodes failing under 5,000 Services) or restarts with them would lose
-// 650; and an address that moved on while its Event waited would get one
-// naming this node. Here an address waits once however often it changes,
+// writes 5 a second: a node that takes over more than a thousand
+// addresses at once (one of three nodes failing under 6,000 Services), or
+// restarts with them, would lose those past the thousandth; and an
+// address that moved on while its Event waited would get one naming this
+// node. Here an address waits once however often it changes,
 // and one that is no longer announced here gets no Event.
 
 // dueEvent is a kind of Event due for an address.
