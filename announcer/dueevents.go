@@ -21,8 +21,8 @@ import (
 // addresses at once (one of three nodes failing under 6,000 Services), or
 // restarts with them, would lose those past the thousandth; and an
 // address that moved on while its Event waited would get one naming this
-// node. Here an address waits once however often it changes,
-// and one that is no longer announced here gets no Event.
+// node. Here an address waits once however often it changes, and one
+// that is no longer announced here gets no Event.
 
 // dueEvent is a kind of Event due for an address.
 type dueEvent uint8

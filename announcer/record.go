@@ -133,9 +133,9 @@ func (s *Speaker) announcingEvent(ip netip.Addr, a announcement) {
 	}
 }
 
-// kept: a Warning on each of its Services that the address is announced
+// keptEvent warns the Services holding ip that this node announces it
 // from a kept config. Nothing is withdrawn for it: the address is held
-// until its Service releases it.
+// until its Services release it.
 func (s *Speaker) keptEvent(ip netip.Addr, a announcement) {
 	for _, svc := range s.servicesByKey(a.services) {
 		s.recorder.Eventf(svc.eventTarget(), v1.EventTypeWarning, "AnnouncedFromKeptConfig",
