@@ -38,8 +38,9 @@ type dueEvents struct {
 	mu    sync.Mutex
 	due   map[netip.Addr]dueEvent
 	queue workqueue.TypedInterface[netip.Addr]
-	// pace lets one address's Events through at the client's rate: faster
-	// would only fill the recorder's queue. An address whose Events are no
+	// pace lets one address's Events through at the client's rate
+	// (the speaker's clientset keeps client-go's default): faster would
+	// only fill the recorder's queue. An address whose Events are no
 	// longer warranted takes no turn.
 	pace flowcontrol.RateLimiter
 }
