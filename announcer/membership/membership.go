@@ -95,6 +95,9 @@ type Config struct {
 	// BindAddr:Port. The simulation (test/cmd/sim) gives an in-memory
 	// network, to run hundreds of members in one process.
 	Transport memberlist.NodeAwareTransport
+	// pushPull, when set, replaces memberlist's push-pull interval (tests
+	// that must not be rescued by one).
+	pushPull time.Duration
 }
 
 // Meta is what a member publishes about itself: its interfaces and the
@@ -171,6 +174,11 @@ type Members struct {
 	// speaker reads them on each membership change, and sorting a
 	// thousand each time was a tenth of a simulated cluster's CPU.
 	sorted []Member
+	// refutedAt is when this member last refuted a dead notice.
+	refutedAt time.Time
+	// stopped is closed once this member leaves or shuts down.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 type aliveMember struct {
@@ -188,7 +196,7 @@ func Start(cfg Config) (*Members, error) {
 	default:
 		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
 	}
-	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}}
+	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}, stopped: make(chan struct{})}
 	if _, err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}
@@ -223,6 +231,9 @@ func (m *Members) memberlistConfig(cfg Config) *memberlist.Config {
 	mlc.EnableCompression = false
 	if cfg.Transport != nil {
 		mlc.Transport = cfg.Transport
+	}
+	if cfg.pushPull > 0 {
+		mlc.PushPullInterval = cfg.pushPull
 	}
 	mlc.Events = &eventDelegate{m}
 	mlc.Delegate = &metaDelegate{m}
@@ -342,6 +353,9 @@ func (m *Members) Leave(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
+	// Stopped first: a dead notice that reaches a leaving member must not
+	// make it refute, alive again to the others while it withdraws.
+	m.stopOnce.Do(func() { close(m.stopped) })
 	err := m.list.Leave(timeout)
 	if shutdownErr := m.list.Shutdown(); err == nil {
 		err = shutdownErr
@@ -352,6 +366,7 @@ func (m *Members) Leave(ctx context.Context) error {
 // Shutdown stops without leaving: to the others this member crashed, and
 // they find it gone after their failure detection (a simulation's kill).
 func (m *Members) Shutdown() error {
+	m.stopOnce.Do(func() { close(m.stopped) })
 	return m.list.Shutdown()
 }
 
@@ -392,6 +407,10 @@ func (d *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	klog.V(2).InfoS("Member left or failed", "member", n.Name, "addr", n.Addr)
 	d.m.forget(n.Name)
 	d.m.notify()
+	// memberlist does not say here whether n left or was declared dead
+	// (it hands over its Node, whose State it does not keep): one that
+	// left answers no notice.
+	go d.m.tellDead(deadCopy(n))
 }
 
 func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
@@ -400,7 +419,8 @@ func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
 	d.m.notify()
 }
 
-// metaDelegate publishes Meta; ironlb sends no other gossip.
+// metaDelegate publishes Meta and hands user messages (dead notices) over;
+// ironlb sends no other gossip.
 type metaDelegate struct{ m *Members }
 
 func (d *metaDelegate) NodeMeta(limit int) []byte {
@@ -411,7 +431,7 @@ func (d *metaDelegate) NodeMeta(limit int) []byte {
 	}
 	return d.m.meta
 }
-func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) NotifyMsg(msg []byte)                       { d.m.noticed(msg) }
 func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -383,29 +383,33 @@ func (t *mutedTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
 
-// TestRefuteRevivesAMemberTheOthersThinkDead: a member whose sends are lost
-// while the others suspect it refutes the suspicion into the void, then
-// ignores the dead message that follows (it names the incarnation before its
-// refutation), and stays dead to the others while it sees them all alive.
-// Refute brings it back at once.
-func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
-	// Five members: the four others confirm each other's suspicion of x and
-	// declare it dead after the least wait (0.5 s), while x's suspicion of
-	// them, which no one confirms, runs six times as long.
-	var others []*Members
+// stuckMember makes the state a dead notice or a refutation ends: x sees
+// every member alive, while the four others declared it dead (its sends
+// were lost for a while) and, as nothing rescues it but a refutation (no
+// push-pull in the test's time), do not see it.
+func stuckMember(t *testing.T) (others []*Members, x *Members) {
+	t.Helper()
+	// The four others confirm each other's suspicion of x and declare it
+	// dead after the least wait (0.5 s), while x's suspicion of them,
+	// which no one confirms, runs six times as long.
 	var join string
 	for _, name := range []string{"a", "b", "c", "d"} {
-		m, addr := startMember(t, name, Meta{})
+		port := freeUDPPort(t)
+		m, err := Start(Config{NodeName: name, BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), pushPull: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Shutdown() })
 		others = append(others, m)
-		join = cmp.Or(join, addr)
+		join = cmp.Or(join, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	port := freeUDPPort(t)
 	transport := newMutedTransport(t, port)
-	x, err := Start(Config{NodeName: "x", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Transport: transport})
+	x, err := Start(Config{NodeName: "x", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Transport: transport, pushPull: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = x.list.Shutdown() })
+	t.Cleanup(func() { _ = x.Shutdown() })
 	for _, m := range append(others[1:], x) {
 		if _, err := m.Join([]string{join}); err != nil {
 			t.Fatal(err)
@@ -414,7 +418,6 @@ func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
 	for _, m := range append(others, x) {
 		waitMembers(t, m, "a,b,c,d,x", 5*time.Second)
 	}
-
 	transport.muted.Store(true)
 	for _, m := range others {
 		waitMembers(t, m, "a,b,c,d", 5*time.Second)
@@ -423,17 +426,39 @@ func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
 	if got := names(x.Alive()); got != "a,b,c,d,x" {
 		t.Fatalf("x sees %s; the test needs it to see everyone", got)
 	}
-	// Stuck: without a refutation the others do not learn that x lives
-	// (until a push-pull, every 30 s).
+	return others, x
+}
+
+// TestRefuteRevivesAMemberTheOthersThinkDead: a member whose sends are lost
+// while the others suspect it refutes the suspicion into the void, then
+// ignores the dead message that follows (it names the incarnation before its
+// refutation), and stays dead to the others while it sees them all alive.
+// Refute brings it back at once.
+func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
+	saved := deadNoticeBackoff
+	deadNoticeBackoff = nil // no notices: the refutation alone
+	t.Cleanup(func() { deadNoticeBackoff = saved })
+	others, x := stuckMember(t)
 	time.Sleep(2 * time.Second)
 	if got := names(others[0].Alive()); got != "a,b,c,d" {
 		t.Fatalf("a sees %s without a refutation: the state this test is about did not arise", got)
 	}
-
 	start := time.Now()
 	x.Refute()
 	for _, m := range others {
 		waitMembers(t, m, "a,b,c,d,x", 2*time.Second)
 	}
 	t.Logf("every other member saw x alive again %v after it refuted", time.Since(start))
+}
+
+// TestADeclaredDeadMemberIsToldAndRefutes: the members that declared x
+// dead tell it so; alive, it refutes, and they see it again within
+// seconds, where nothing else would have brought it back.
+func TestADeclaredDeadMemberIsToldAndRefutes(t *testing.T) {
+	others, _ := stuckMember(t)
+	start := time.Now()
+	for _, m := range others {
+		waitMembers(t, m, "a,b,c,d,x", 10*time.Second)
+	}
+	t.Logf("every other member saw x alive again %v after its sends came through", time.Since(start))
 }

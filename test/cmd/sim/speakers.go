@@ -411,11 +411,19 @@ func (t *tracker) resetDoubles() {
 	}
 }
 
-// longDoubles names the spells of two owners longer than doubleReport.
+// longDoubles names the spells of two owners longer than doubleReport,
+// those still going included.
 func (t *tracker) longDoubles() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return slices.Clone(t.doubles)
+	out := slices.Clone(t.doubles)
+	now := time.Now()
+	for ip, since := range t.doubleSince {
+		if d := now.Sub(since); d > doubleReport {
+			out = append(out, fmt.Sprintf("%s owned by %v from %s, still after %v (200 ms in: %s)", ip, nodesOf(t.owners[ip]), since.Format("15:04:05.000"), d.Round(time.Millisecond), t.why[ip]))
+		}
+	}
+	return out
 }
 
 // maxDouble is the longest any address had two owners, one still going
