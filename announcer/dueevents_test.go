@@ -34,6 +34,19 @@ func writeDueEvents(tb testing.TB, ctx context.Context, s *Speaker) {
 	}
 }
 
+// cachedSpeaker is a speaker of node n1 whose caches hold what client
+// does, started until ctx ends.
+func cachedSpeaker(t *testing.T, ctx context.Context, client *fake.Clientset) *Speaker {
+	t.Helper()
+	s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})},
+		SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+	t.Cleanup(s.queue.ShutDown)
+	if err := s.startCaches(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestDueEventsSayWhatIsAnnouncedWhenWritten: an address's Events are
 // written once however often it changed while they waited, and say what
 // the node announces when they are written.
@@ -69,14 +82,9 @@ func TestDueEventsSayWhatIsAnnouncedWhenWritten(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewSpeaker(fake.NewClientset(lbWithIP("web", web.String(), false)), &fakeMembers{changes: make(chan struct{})},
-				SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
-			defer s.queue.ShutDown()
+			s := cachedSpeaker(t, t.Context(), fake.NewClientset(lbWithIP("web", web.String(), false)))
 			events := record.NewFakeRecorder(10)
 			s.recorder = events
-			if err := s.startCaches(t.Context()); err != nil {
-				t.Fatal(err)
-			}
 			for _, want := range tt.changes {
 				s.recordChanges(want)
 			}
@@ -120,14 +128,9 @@ func TestATakeoverOfManyAddressesLosesNoEvent(t *testing.T) {
 		written.Add(1)
 		return false, nil, nil
 	})
-	s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})},
-		SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
-	defer s.queue.ShutDown()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if err := s.startCaches(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := cachedSpeaker(t, ctx, client)
 	s.dueEvents.pace = &apiPace{written: &written}
 	go s.recordDueEvents(ctx)
 	s.recordChanges(want)
@@ -188,14 +191,9 @@ func TestOnlyWarrantedEventsTakeATurn(t *testing.T) {
 		objs = append(objs, lbWithIP(name, ip.String(), false))
 		held[ip] = announcement{mode: config.ModeLayer2, iface: "eth0", services: []string{"default/" + name}, pool: "lan"}
 	}
-	s := NewSpeaker(fake.NewClientset(objs...), &fakeMembers{changes: make(chan struct{})},
-		SpeakerOptions{NodeName: "n1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
-	defer s.queue.ShutDown()
+	s := cachedSpeaker(t, t.Context(), fake.NewClientset(objs...))
 	events := record.NewFakeRecorder(1000)
 	s.recorder = events
-	if err := s.startCaches(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	s.recordChanges(held)
 	kept := map[netip.Addr]announcement{}
 	for ip, a := range held {
