@@ -34,10 +34,13 @@ func (s *Speaker) queueChanges(svcInformer, sliceInformer, nodeInformer, cmInfor
 		if index == nil {
 			index = func(_, _ any) {}
 		}
-		registration, _ := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(obj any) {
+		registration, _ := h.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, isInInitialList bool) {
 				index(nil, obj)
-				if h.matters(nil, obj) {
+				// Run's first full sync covers the initial list: ten
+				// thousand Services queued one by one would each sync
+				// nothing, and leave the queue's sets that large.
+				if !isInInitialList && h.matters(nil, obj) {
 					s.queue.Add(h.key(obj))
 				}
 			},

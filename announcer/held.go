@@ -9,25 +9,30 @@ import (
 	"github.com/ironlb/ironlb/config"
 )
 
-// heldAddress is an address some Services hold that a pool covers, as the
-// election and the protocols take it.
+// heldAddress is an address some Services hold, as the election and the
+// protocols take it.
 type heldAddress struct {
-	pool     *config.Pool
-	layer    int      // the config layer of pool (config.Layers)
-	fromKept bool     // pool is not from a valid ironlb-config
 	services []string // the holders, namespace/name, sorted
+	// pool is the pool covering the address, nil when none does or its
+	// mode has no protocol here: the address is held but not announced.
+	pool     *config.Pool
+	layer    int  // the config layer of pool (config.Layers)
+	fromKept bool // pool is not from a valid ironlb-config
 	local    []election.LocalHolder
 }
+
+// announced reports whether a pool covers h for a protocol this node runs.
+func (h *heldAddress) announced() bool { return h != nil && h.pool != nil }
 
 // heldAddresses are the addresses the Services hold, kept current by a full
 // sync and, between full syncs, by the sync of one Service: a Service or
 // EndpointSlice change costs the addresses of that Service, not a pass over
 // every Service.
 type heldAddresses struct {
-	byIP map[netip.Addr]*heldAddress
-	// holders are the Services holding each address, also one no pool
-	// covers; ofService the addresses each Service holds.
-	holders   map[netip.Addr][]string
+	// byIP are every held address, also those no pool covers;
+	// ofService the addresses each Service holds. One entry per address
+	// and Service: at 10,000 Services each speaker keeps them all.
+	byIP      map[netip.Addr]*heldAddress
 	ofService map[string][]netip.Addr
 	// bgpLayers counts, per config layer, the addresses it announces in
 	// bgp mode: the BGP sessions follow the layers with some
@@ -53,7 +58,7 @@ func (h *heldAddresses) usedBGPLayers() []int {
 
 // count adds (or, with -1, removes) a resolved address in the bgp tally.
 func (h *heldAddresses) count(a *heldAddress, delta int) {
-	if a != nil && a.pool.Mode == config.ModeBGP {
+	if a.announced() && a.pool.Mode == config.ModeBGP {
 		h.bgpLayers[a.layer] += delta
 	}
 }
@@ -67,17 +72,16 @@ const serviceKeyPrefix = "service/"
 // them as the election takes them, with the config layers announcing in
 // bgp mode.
 func (s *Speaker) gatherHeld(services []*cachedService, layers config.Layers, currentValid bool) ([]election.Address, []int) {
-	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, holders: map[netip.Addr][]string{}, ofService: map[string][]netip.Addr{},
+	held := &heldAddresses{byIP: map[netip.Addr]*heldAddress{}, ofService: map[string][]netip.Addr{},
 		bgpLayers: map[int]int{}, layers: layers, currentValid: currentValid}
 	var addrs []election.Address
 	for ip, holders := range addressesOf(services, s.opts.Filter) {
-		keys := serviceKeys(holders)
-		held.holders[ip] = keys
-		for _, key := range keys {
+		h := s.resolve(ip, holders, held)
+		held.byIP[ip] = h
+		for _, key := range h.services {
 			held.ofService[key] = append(held.ofService[key], ip)
 		}
-		if h := s.resolve(ip, holders, held); h != nil {
-			held.byIP[ip] = h
+		if h.announced() {
 			held.count(h, 1)
 			addrs = append(addrs, election.Address{IP: ip, Pool: h.pool, Local: h.local})
 		}
@@ -87,18 +91,20 @@ func (s *Speaker) gatherHeld(services []*cachedService, layers config.Layers, cu
 }
 
 // resolve is how ip, held by holders, is announced: the pool of the first
-// of held's config layers covering it; nil when none does or its mode has
-// no protocol.
+// of held's config layers covering it, none when none does or its mode has
+// no protocol; nil when no Service holds ip.
 func (s *Speaker) resolve(ip netip.Addr, holders []*cachedService, held *heldAddresses) *heldAddress {
 	if len(holders) == 0 {
 		return nil
 	}
+	h := &heldAddress{services: serviceKeys(holders)}
 	pool, layer := held.layers.PoolFor(ip)
 	if pool == nil || s.opts.Protocols[pool.Mode] == nil {
-		return nil
+		return h
 	}
-	return &heldAddress{pool: pool, layer: layer, fromKept: layer > 0 || !held.currentValid,
-		services: serviceKeys(holders), local: s.localHolders(holders)}
+	h.pool, h.layer, h.fromKept = pool, layer, layer > 0 || !held.currentValid
+	h.local = s.localHolders(holders)
+	return h
 }
 
 // syncService brings the addresses key's Service held and holds up to date,
@@ -116,38 +122,38 @@ func (s *Speaker) syncService(ctx context.Context, key string) error {
 	} else {
 		delete(held.ofService, key)
 	}
-	for _, ip := range before {
-		if !slices.Contains(now, ip) {
-			held.holders[ip] = slices.DeleteFunc(held.holders[ip], func(k string) bool { return k == key })
-			if len(held.holders[ip]) == 0 {
-				delete(held.holders, ip)
-			}
-		}
-	}
-	for _, ip := range now {
-		if keys := held.holders[ip]; !slices.Contains(keys, key) {
-			held.holders[ip] = slices.Sorted(slices.Values(append(slices.Clone(keys), key)))
-		}
-	}
 	var changed []election.Address
 	var released []netip.Addr
 	usedBefore := held.usedBGPLayers()
 	affected := slices.Concat(before, now)
 	slices.SortFunc(affected, netip.Addr.Compare)
 	for _, ip := range slices.Compact(affected) {
-		h := s.resolve(ip, s.servicesByKey(held.holders[ip]), held)
 		prev := held.byIP[ip]
+		var keys []string
+		if prev != nil {
+			keys = prev.services
+		}
+		if slices.Contains(now, ip) {
+			if !slices.Contains(keys, key) {
+				keys = slices.Sorted(slices.Values(append(slices.Clone(keys), key)))
+			}
+		} else {
+			keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == key })
+		}
+		h := s.resolve(ip, s.servicesByKey(keys), held)
 		held.count(prev, -1)
 		held.count(h, 1)
 		if h == nil {
-			if prev != nil {
-				delete(held.byIP, ip)
-				released = append(released, ip)
-			}
-			continue
+			delete(held.byIP, ip)
+		} else {
+			held.byIP[ip] = h
 		}
-		held.byIP[ip] = h
-		changed = append(changed, election.Address{IP: ip, Pool: h.pool, Local: h.local})
+		switch {
+		case h.announced():
+			changed = append(changed, election.Address{IP: ip, Pool: h.pool, Local: h.local})
+		case prev.announced():
+			released = append(released, ip)
+		}
 	}
 	if !slices.Equal(usedBefore, held.usedBGPLayers()) {
 		s.queue.Add(syncKey) // the BGP sessions may follow another config layer

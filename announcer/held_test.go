@@ -28,15 +28,20 @@ import (
 // started (startSynced).
 func startedSpeaker(tb testing.TB, ctx context.Context, client kubernetes.Interface, self string, members *fakeMembers) *Speaker {
 	tb.Helper()
+	s := NewSpeaker(client, members, SpeakerOptions{
+		NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName, Protocols: recordingProtocols()})
+	tb.Cleanup(s.queue.ShutDown)
+	startSynced(tb, ctx, s)
+	return s
+}
+
+// recordingProtocols is a recordingProtocol for each mode.
+func recordingProtocols() map[config.Mode]Protocol {
 	protos := map[config.Mode]Protocol{}
 	for _, m := range config.Modes {
 		protos[m] = &recordingProtocol{}
 	}
-	s := NewSpeaker(client, members, SpeakerOptions{
-		NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName, Protocols: protos})
-	tb.Cleanup(s.queue.ShutDown)
-	startSynced(tb, ctx, s)
-	return s
+	return protos
 }
 
 // startSynced starts s's caches and waits for them, marks it joined

@@ -114,10 +114,7 @@ func announcedBy(t *testing.T, objects []runtime.Object, nodeNames []string) map
 	out := map[string][]string{}
 	for _, self := range nodeNames {
 		client := fake.NewClientset(objects...)
-		protos := map[config.Mode]Protocol{}
-		for _, m := range config.Modes {
-			protos[m] = &recordingProtocol{}
-		}
+		protos := recordingProtocols()
 		s := NewSpeaker(client, &fakeMembers{members: members, changes: make(chan struct{})}, SpeakerOptions{
 			NodeName: self, ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
 			Protocols: protos,
@@ -476,10 +473,7 @@ func TestBGPClusterAddressesAreNamedByPool(t *testing.T) {
 		lbWithIP("web", "198.51.100.97", false), lbWithIP("cache", "198.51.100.98", true), slice("cache", "node-1", true),
 		lbWithIP("lan", "203.0.113.5", false))
 	status := &fakeStatus{}
-	protos := map[config.Mode]Protocol{}
-	for _, m := range config.Modes {
-		protos[m] = &recordingProtocol{}
-	}
+	protos := recordingProtocols()
 	s := NewSpeaker(client, &fakeMembers{members: []membership.Member{{Name: "node-1", Meta: lanMeta(), MetaKnown: true}}, changes: make(chan struct{})},
 		SpeakerOptions{NodeName: "node-1", ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName,
 			Protocols: protos, Status: status})
