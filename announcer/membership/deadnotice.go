@@ -27,10 +27,12 @@ import (
 // deadNotice is the user message that tells a member it was declared dead.
 var deadNotice = []byte("ironlb/declared-dead")
 
-// deadNoticeBackoff are the waits before each notice: at once, then while
-// the member stays dead here, about 15 s in all (memberlist gossips to a
-// dead member for 30 s).
-var deadNoticeBackoff = []time.Duration{0, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+// deadNoticeBackoff are the waits before each notice, in probe intervals:
+// at once, then while the member stays dead here, 155 intervals in all
+// (15.5 s at the default 100 ms; memberlist gossips to a dead member for
+// 30 s). On memberlist's clock, so that a slower one (the simulation's
+// -dilate) slows them alike.
+var deadNoticeBackoff = []time.Duration{0, 5, 10, 20, 40, 80}
 
 // refuteGap is how long a refutation answers every notice: the members
 // that declared this one dead tell it at about the same time.
@@ -39,11 +41,11 @@ const refuteGap = 500 * time.Millisecond
 // tellDead notifies the member n, declared dead here, over TCP, until it is
 // alive here again, the notices run out or this member stops.
 func (m *Members) tellDead(n memberlist.Node) {
-	for _, wait := range deadNoticeBackoff {
+	for _, intervals := range deadNoticeBackoff {
 		select {
 		case <-m.stopped:
 			return
-		case <-time.After(wait):
+		case <-time.After(intervals * m.probeInterval):
 		}
 		if m.Has(n.Name) {
 			return

@@ -176,6 +176,8 @@ type Members struct {
 	sorted []Member
 	// refutedAt is when this member last refuted a dead notice.
 	refutedAt time.Time
+	// probeInterval is memberlist's, the unit of the dead notices' waits.
+	probeInterval time.Duration
 	// stopped is closed once this member leaves or shuts down.
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -196,7 +198,8 @@ func Start(cfg Config) (*Members, error) {
 	default:
 		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
 	}
-	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}, stopped: make(chan struct{})}
+	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}, stopped: make(chan struct{}),
+		probeInterval: cfg.Timing.ProbeInterval}
 	if _, err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}

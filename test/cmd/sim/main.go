@@ -207,7 +207,12 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer sim.stopAll()
 	progress("%d speakers started; waiting until every address has one owner", o.nodes)
-	if err := sim.tracker.waitSettled(ctx, w.addrs, time.Duration(float64(5*time.Minute)*o.dilate)); err != nil {
+	waiting := func(addrs []netip.Addr) func() {
+		return func() {
+			progress("%d addresses without exactly one owner; %s", len(sim.tracker.unsettled(addrs)), memberSpread(sim.memberCounts()))
+		}
+	}
+	if err := sim.tracker.waitSettled(ctx, w.addrs, time.Duration(float64(5*time.Minute)*o.dilate), waiting(w.addrs)); err != nil {
 		progress("members seen by each speaker: %v", sim.memberCounts())
 		return nil, fmt.Errorf("initial election: %w", err)
 	}
@@ -295,7 +300,8 @@ func run(ctx context.Context, o options) (*result, error) {
 	// run fails when the speakers do not agree in the end. On two shared
 	// cores, false member failures can still be settling after the last
 	// kill, so the end is given a bound.
-	if err := sim.tracker.waitSettled(ctx, w.servable(w.addrs, sim.alive()), time.Duration(float64(time.Minute)*o.dilate)); err != nil {
+	servable := w.servable(w.addrs, sim.alive())
+	if err := sim.tracker.waitSettled(ctx, servable, time.Duration(float64(time.Minute)*o.dilate), waiting(servable)); err != nil {
 		return res, fmt.Errorf("after the kills: %w", err)
 	}
 	if o.bgpServices > 0 {
@@ -555,4 +561,15 @@ func randomOwner(rng *rand.Rand, owners map[netip.Addr]string, alive map[string]
 	slices.Sort(candidates)
 	candidates = slices.Compact(candidates)
 	return candidates[rng.IntN(len(candidates))]
+}
+
+// memberSpread summarizes how many members the speakers see (from
+// memberCounts: speakers by the members they see).
+func memberSpread(counts map[int]int) string {
+	seen := slices.Sorted(maps.Keys(counts))
+	if len(seen) == 0 {
+		return "no speaker running"
+	}
+	most := seen[len(seen)-1]
+	return fmt.Sprintf("the speakers see %d to %d members, %d of them %d", seen[0], most, counts[most], most)
 }

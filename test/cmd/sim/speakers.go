@@ -471,9 +471,13 @@ func (t *tracker) unsettled(addrs []netip.Addr) []string {
 	return bad
 }
 
-// waitSettled waits until every address of addrs has exactly one owner.
-func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound time.Duration) error {
-	deadline := time.Now().Add(bound)
+// waitSettled waits until every address of addrs has exactly one owner,
+// telling report every waitReportEvery how many do not yet: a thousand
+// speakers can take many minutes.
+func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound time.Duration, report func()) error {
+	start := time.Now()
+	deadline := start.Add(bound)
+	nextReport := start.Add(waitReportEvery)
 	for {
 		bad := t.unsettled(addrs)
 		if len(bad) == 0 {
@@ -482,11 +486,17 @@ func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound tim
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v, %d addresses without exactly one owner, e.g. %s", bound, len(bad), bad[0])
 		}
+		if time.Now().After(nextReport) {
+			nextReport = nextReport.Add(waitReportEvery)
+			report()
+		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
 }
+
+const waitReportEvery = time.Minute
 
 // waitOwned waits until every address of addrs has exactly one owner and
 // returns how long after start that was.
