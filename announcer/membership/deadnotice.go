@@ -41,11 +41,11 @@ const refuteGap = 500 * time.Millisecond
 // tellDead notifies the member n, declared dead here, over TCP, until it is
 // alive here again, the notices run out or this member stops.
 func (m *Members) tellDead(n memberlist.Node) {
-	for _, intervals := range deadNoticeBackoff {
+	for _, wait := range m.deadNoticeWaits {
 		select {
 		case <-m.stopped:
 			return
-		case <-time.After(intervals * m.probeInterval):
+		case <-time.After(wait):
 		}
 		if m.Has(n.Name) {
 			return

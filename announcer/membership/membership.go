@@ -98,6 +98,9 @@ type Config struct {
 	// pushPull, when set, replaces memberlist's push-pull interval (tests
 	// that must not be rescued by one).
 	pushPull time.Duration
+	// noDeadNotices, in tests, keeps this member from telling the members
+	// it declares dead (deadnotice.go).
+	noDeadNotices bool
 }
 
 // Meta is what a member publishes about itself: its interfaces and the
@@ -176,8 +179,9 @@ type Members struct {
 	sorted []Member
 	// refutedAt is when this member last refuted a dead notice.
 	refutedAt time.Time
-	// probeInterval is memberlist's, the unit of the dead notices' waits.
-	probeInterval time.Duration
+	// deadNoticeWaits are the waits before each dead notice
+	// (deadNoticeBackoff on memberlist's clock); none when it sends none.
+	deadNoticeWaits []time.Duration
 	// stopped is closed once this member leaves or shuts down.
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -198,8 +202,12 @@ func Start(cfg Config) (*Members, error) {
 	default:
 		return nil, fmt.Errorf("membership: the secret key must be 16, 24 or 32 bytes, not %d", len(cfg.SecretKey))
 	}
-	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}, stopped: make(chan struct{}),
-		probeInterval: cfg.Timing.ProbeInterval}
+	m := &Members{port: cfg.Port, changes: make(chan struct{}, 1), alive: map[string]aliveMember{}, stopped: make(chan struct{})}
+	if !cfg.noDeadNotices {
+		for _, intervals := range deadNoticeBackoff {
+			m.deadNoticeWaits = append(m.deadNoticeWaits, intervals*cfg.Timing.ProbeInterval)
+		}
+	}
 	if _, err := m.setMeta(cfg.Meta); err != nil {
 		return nil, err
 	}

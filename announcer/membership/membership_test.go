@@ -387,7 +387,8 @@ func (t *mutedTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 // every member alive, while the four others declared it dead (its sends
 // were lost for a while) and, as nothing rescues it but a refutation (no
 // push-pull in the test's time), do not see it.
-func stuckMember(t *testing.T) (others []*Members, x *Members) {
+// With notices false, no member sends dead notices.
+func stuckMember(t *testing.T, notices bool) (others []*Members, x *Members) {
 	t.Helper()
 	// The four others confirm each other's suspicion of x and declare it
 	// dead after the least wait (0.5 s), while x's suspicion of them,
@@ -395,7 +396,7 @@ func stuckMember(t *testing.T) (others []*Members, x *Members) {
 	var join string
 	for _, name := range []string{"a", "b", "c", "d"} {
 		port := freeUDPPort(t)
-		m, err := Start(Config{NodeName: name, BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), pushPull: time.Hour})
+		m, err := Start(Config{NodeName: name, BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), pushPull: time.Hour, noDeadNotices: !notices})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,7 +406,7 @@ func stuckMember(t *testing.T) (others []*Members, x *Members) {
 	}
 	port := freeUDPPort(t)
 	transport := newMutedTransport(t, port)
-	x, err := Start(Config{NodeName: "x", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Transport: transport, pushPull: time.Hour})
+	x, err := Start(Config{NodeName: "x", BindAddr: "127.0.0.1", Port: port, SecretKey: testKey, Timing: DefaultTiming(), Transport: transport, pushPull: time.Hour, noDeadNotices: !notices})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,10 +436,7 @@ func stuckMember(t *testing.T) (others []*Members, x *Members) {
 // refutation), and stays dead to the others while it sees them all alive.
 // Refute brings it back at once.
 func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
-	saved := deadNoticeBackoff
-	deadNoticeBackoff = nil // no notices: the refutation alone
-	t.Cleanup(func() { deadNoticeBackoff = saved })
-	others, x := stuckMember(t)
+	others, x := stuckMember(t, false) // no notices: the refutation alone
 	time.Sleep(2 * time.Second)
 	if got := names(others[0].Alive()); got != "a,b,c,d" {
 		t.Fatalf("a sees %s without a refutation: the state this test is about did not arise", got)
@@ -455,7 +453,7 @@ func TestRefuteRevivesAMemberTheOthersThinkDead(t *testing.T) {
 // dead tell it so; alive, it refutes, and they see it again within
 // seconds, where nothing else would have brought it back.
 func TestADeclaredDeadMemberIsToldAndRefutes(t *testing.T) {
-	others, _ := stuckMember(t)
+	others, _ := stuckMember(t, true)
 	start := time.Now()
 	for _, m := range others {
 		waitMembers(t, m, "a,b,c,d,x", 10*time.Second)
