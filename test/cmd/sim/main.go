@@ -207,12 +207,10 @@ func run(ctx context.Context, o options) (*result, error) {
 	}
 	defer sim.stopAll()
 	progress("%d speakers started; waiting until every address has one owner", o.nodes)
-	waiting := func(addrs []netip.Addr) func() {
-		return func() {
-			progress("%d addresses without exactly one owner; %s", len(sim.tracker.unsettled(addrs)), memberSpread(sim.memberCounts()))
-		}
+	waiting := func(unsettled int) {
+		progress("%d addresses without exactly one owner; %s", unsettled, memberSpread(sim.memberCounts()))
 	}
-	if err := sim.tracker.waitSettled(ctx, w.addrs, time.Duration(float64(5*time.Minute)*o.dilate), waiting(w.addrs)); err != nil {
+	if err := sim.tracker.waitSettled(ctx, w.addrs, time.Duration(float64(5*time.Minute)*o.dilate), waiting); err != nil {
 		progress("members seen by each speaker: %v", sim.memberCounts())
 		return nil, fmt.Errorf("initial election: %w", err)
 	}
@@ -300,8 +298,7 @@ func run(ctx context.Context, o options) (*result, error) {
 	// run fails when the speakers do not agree in the end. On two shared
 	// cores, false member failures can still be settling after the last
 	// kill, so the end is given a bound.
-	servable := w.servable(w.addrs, sim.alive())
-	if err := sim.tracker.waitSettled(ctx, servable, time.Duration(float64(time.Minute)*o.dilate), waiting(servable)); err != nil {
+	if err := sim.tracker.waitSettled(ctx, w.servable(w.addrs, sim.alive()), time.Duration(float64(time.Minute)*o.dilate), waiting); err != nil {
 		return res, fmt.Errorf("after the kills: %w", err)
 	}
 	if o.bgpServices > 0 {

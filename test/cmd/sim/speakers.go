@@ -474,7 +474,7 @@ func (t *tracker) unsettled(addrs []netip.Addr) []string {
 // waitSettled waits until every address of addrs has exactly one owner,
 // telling report every waitReportEvery how many do not yet: a thousand
 // speakers can take many minutes.
-func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound time.Duration, report func()) error {
+func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound time.Duration, report func(unsettled int)) error {
 	start := time.Now()
 	deadline := start.Add(bound)
 	nextReport := start.Add(waitReportEvery)
@@ -488,7 +488,7 @@ func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound tim
 		}
 		if time.Now().After(nextReport) {
 			nextReport = nextReport.Add(waitReportEvery)
-			report()
+			report(len(bad))
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
