@@ -189,28 +189,17 @@ func realisticObjects(nodes, services int) []k8sruntime.Object {
 func BenchmarkSpeakerCacheMemory(b *testing.B) {
 	client := fake.NewClientset(realisticObjects(1000, 10000)...)
 	for b.Loop() {
-		var before, after runtime.MemStats
-		readHeap(&before)
-		s := NewSpeaker(client, &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{NodeName: "node-0000",
-			ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := s.startCaches(ctx); err != nil {
-			b.Fatal(err)
-		}
-		readHeap(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "cache-MiB")
-		cancel()
-		s.queue.ShutDown()
-		for _, f := range s.factories {
-			f.Shutdown()
-		}
+		var s *Speaker
+		reportHeapGrowth(b, "cache-MiB", func() {
+			s = NewSpeaker(client, &fakeMembers{changes: make(chan struct{})}, SpeakerOptions{NodeName: "node-0000",
+				ConfigNamespace: config.DefaultNamespace, ConfigName: config.DefaultConfigMapName})
+			if err := s.startCaches(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+		stopSpeaker(s, cancel)
 	}
-}
-
-func readHeap(m *runtime.MemStats) {
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(m)
 }
 
 // BenchmarkSpeakerStateMemory is the heap a speaker holds past its caches
@@ -227,18 +216,37 @@ func BenchmarkSpeakerStateMemory(b *testing.B) {
 		if err := s.startCaches(ctx); err != nil {
 			b.Fatal(err)
 		}
-		var before, after runtime.MemStats
-		readHeap(&before)
-		s.joined = true
-		if err := s.sync(ctx); err != nil {
-			b.Fatal(err)
-		}
-		readHeap(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "state-MiB")
-		cancel()
-		s.queue.ShutDown()
-		for _, f := range s.factories {
-			f.Shutdown()
-		}
+		reportHeapGrowth(b, "state-MiB", func() {
+			s.joined = true
+			if err := s.sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+		stopSpeaker(s, cancel)
+	}
+}
+
+// reportHeapGrowth reports, in MiB as unit, the live heap grow adds.
+func reportHeapGrowth(b *testing.B, unit string, grow func()) {
+	var before, after runtime.MemStats
+	readHeap(&before)
+	grow()
+	readHeap(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), unit)
+}
+
+func readHeap(m *runtime.MemStats) {
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(m)
+}
+
+// stopSpeaker stops the caches startCaches started (cancel is their
+// context's) and the queue.
+func stopSpeaker(s *Speaker, cancel context.CancelFunc) {
+	cancel()
+	s.queue.ShutDown()
+	for _, f := range s.factories {
+		f.Shutdown()
 	}
 }
