@@ -129,9 +129,10 @@ lab-up: deps apiserver
 lab-down:
 	@$(GO) run ./test/cmd/lab down
 
-## bench-failover: layer2 failover times and speaker memory on the network
-## lab (root), ironlb then MetalLB's real speaker (built by exact version in
-## test/peers); e.g. BENCH_FAILOVER_ARGS="-trials 20 -impl ironlb -out docs/benchmarks.md";
+## bench-failover: layer2 failover times, speaker memory and the API writes
+## of a takeover on the network lab (root), ironlb then MetalLB's real speaker
+## (built by exact version in test/peers); e.g. BENCH_FAILOVER_ARGS="-trials 20
+## -impl ironlb -out docs/benchmarks.md"; -trials 0 for memory and writes alone;
 ## -impl ironlb-pods runs the speakers as pods on real nodes (test/nodelab).
 .PHONY: bench-failover
 bench-failover: build deps apiserver kube

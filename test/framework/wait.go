@@ -35,6 +35,18 @@ func WaitFor(ctx context.Context, timeout, interval time.Duration, cond func(ctx
 	}
 }
 
+// Sleep waits for d, or until ctx ends (its error then).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Another
 // process can take it before the caller binds it; callers that hand it to a
 // child process should retry on "address already in use".

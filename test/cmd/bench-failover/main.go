@@ -2,7 +2,8 @@
 // time from a fault on the announcing node (kill -9 of its speaker, its link
 // going down, SIGTERM) to the first successful HTTP request from the client
 // answered by another node. It also reports the speakers' memory idle and
-// with many services.
+// with many services, and what the API is written when the node that
+// announces the most of those services dies (-trials 0: those two alone).
 //
 // With -impl ironlb-pods it measures ironlb as users run it: installed from
 // manifests/kubeadm onto real nodes (test/nodelab: containerd, kubelet,
@@ -85,9 +86,10 @@ var impls = []impl{
 
 // result is one implementation's figures.
 type result struct {
-	impl   impl
-	faults []faultResult
-	memory string
+	impl     impl
+	faults   []faultResult
+	memory   string
+	takeover *takeover
 }
 
 type faultResult struct {
@@ -232,7 +234,11 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 		return r, err
 	}
 
-	for fi, f := range faults {
+	injected := faults
+	if trials == 0 {
+		injected = nil // the memory and takeover figures alone
+	}
+	for fi, f := range injected {
 		fr, err := runFault(ctx, im, f.name, trials, func(i int) (time.Duration, error) {
 			return trial(ctx, env, fmt.Sprintf("bench-%d-%d", fi, i), f)
 		})
@@ -290,6 +296,11 @@ func measure(ctx context.Context, im impl, trials int, load memoryLoad) (result,
 	if im.impl == labenv.ImplIronLB {
 		r.memory += " Go heap then: " + speakerHeap(ctx, env) + "."
 	}
+	t, err := measureTakeover(ctx, env, im)
+	if err != nil {
+		return r, fmt.Errorf("API writes of a takeover: %w", err)
+	}
+	r.takeover = &t
 	return r, nil
 }
 
@@ -325,28 +336,42 @@ func (f faultResult) row() string {
 // the ratio MetalLB/ironlb.
 func markdown(results []result, trials int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Layer2 failover (`make bench-failover`, %s)\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Fault on the announcing node → first successful HTTP request from the client answered by another node (as pods on real nodes: the longest time the client went without an answer, since a restarted speaker may keep the address); %d trials each, 3 nodes, requests started every 10 ms.", trials)
+	date := time.Now().UTC().Format("2006-01-02")
+	if trials > 0 {
+		fmt.Fprintf(&b, "\n## Layer2 failover (`make bench-failover`, %s)\n\n", date)
+		fmt.Fprintf(&b, "Fault on the announcing node → first successful HTTP request from the client answered by another node (as pods on real nodes: the longest time the client went without an answer, since a restarted speaker may keep the address); %d trials each, 3 nodes, requests started every 10 ms.", trials)
+	} else {
+		fmt.Fprintf(&b, "\n## Speaker memory and the API writes of a takeover (`make bench-failover`, -trials 0, %s)\n\n", date)
+		fmt.Fprint(&b, "3 nodes, layer2.")
+	}
 	if len(results) > 1 {
-		fmt.Fprint(&b, " Each implementation ran alone on a fresh lab of the same network, under the same faults.")
+		fmt.Fprint(&b, " Each implementation ran alone on a fresh lab of the same network, under the same load and faults.")
 	}
 	fmt.Fprintln(&b)
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n### %s\n", r.impl.title)
-		fmt.Fprintf(&b, "\n%s.\n\n", upperFirst(r.impl.notes))
-		fmt.Fprintln(&b, "| fault | p50 | p99 | max | failed |")
-		fmt.Fprintln(&b, "|---|---|---|---|---|")
-		for _, f := range r.faults {
-			fmt.Fprintln(&b, f.row())
+		fmt.Fprintf(&b, "\n%s.\n", upperFirst(r.impl.notes))
+		if len(r.faults) > 0 {
+			fmt.Fprintln(&b, "\n| fault | p50 | p99 | max | failed |")
+			fmt.Fprintln(&b, "|---|---|---|---|---|")
+			for _, f := range r.faults {
+				fmt.Fprintln(&b, f.row())
+			}
 		}
 		if r.memory != "" {
 			fmt.Fprintf(&b, "\n%s\n", r.memory)
 		}
+		if r.takeover != nil {
+			fmt.Fprintf(&b, "\n%s", r.takeover)
+		}
 	}
 	base := slices.IndexFunc(results, func(r result) bool { return r.impl.name == "ironlb" })
 	peer := slices.IndexFunc(results, func(r result) bool { return r.impl.name == "metallb" })
-	if base >= 0 && peer >= 0 {
-		fmt.Fprintf(&b, "\n### %s / %s\n\n", results[peer].impl.title, results[base].impl.title)
+	if base < 0 || peer < 0 {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "\n### %s / %s\n\n", results[peer].impl.title, results[base].impl.title)
+	if len(results[base].faults) > 0 {
 		fmt.Fprintln(&b, "| fault | p50 | p99 | max |")
 		fmt.Fprintln(&b, "|---|---|---|---|")
 		for i, f := range results[base].faults {
@@ -356,6 +381,11 @@ func markdown(results []result, trials int) string {
 			m := results[peer].faults[i]
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", f.name, ratio(m.p50, f.p50), ratio(m.p99, f.p99), ratio(m.max, f.max))
 		}
+		fmt.Fprintln(&b)
+	}
+	if t, m := results[base].takeover, results[peer].takeover; t != nil && m != nil && t.totalBytes() > 0 {
+		perMoved := func(t *takeover) float64 { return t.totalBytes() / float64(t.moved) }
+		fmt.Fprintf(&b, "API bytes written per moved address when a node dies: %.1f× (%.0f / %.0f).\n", perMoved(m)/perMoved(t), perMoved(m), perMoved(t))
 	}
 	return b.String()
 }

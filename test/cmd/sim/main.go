@@ -261,7 +261,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		}
 		watch.end()
 		res.moved += len(owned)
-		if err := sleep(ctx, o.settle); err != nil {
+		if err := framework.Sleep(ctx, o.settle); err != nil {
 			return res, err
 		}
 		after := sim.tracker.ownerOf()
@@ -499,15 +499,6 @@ func ownedBy(owners map[netip.Addr]string, node string) []netip.Addr {
 		}
 	}
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 func machineLine() string {

@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/component-base/metrics/legacyregistry"
+
+	"github.com/ironlb/ironlb/test/framework"
 )
 
 // apiCounter counts the bytes of every write request's body (create,
@@ -89,7 +91,7 @@ func (c *apiCounter) waitQuiet(ctx context.Context, quiet, bound time.Duration) 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the API writes did not stop for %v within %v", quiet, bound)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := framework.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 		if n := c.written(); n != last {

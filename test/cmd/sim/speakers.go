@@ -20,6 +20,7 @@ import (
 	"github.com/ironlb/ironlb/announcer/membership"
 	"github.com/ironlb/ironlb/announcer/report"
 	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/test/framework"
 )
 
 // simulation is the running speakers.
@@ -160,7 +161,7 @@ func (sim *simulation) waitReady(ctx context.Context, bound time.Duration) error
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d speakers had not joined after %v", waiting, bound)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := framework.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -299,7 +300,7 @@ func (sim *simulation) waitBGP(ctx context.Context, n int, bound time.Duration) 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d speakers did not advertise the %d bgp addresses within %v", behind, n, bound)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := framework.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -490,7 +491,7 @@ func (t *tracker) waitSettled(ctx context.Context, addrs []netip.Addr, bound tim
 			nextReport = nextReport.Add(waitReportEvery)
 			report(len(bad))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := framework.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -508,7 +509,7 @@ func (t *tracker) waitOwned(ctx context.Context, addrs []netip.Addr, start time.
 		if time.Since(start) > bound {
 			return 0, fmt.Errorf("not every address had one owner again after %v: %v", bound, t.unsettled(addrs)[:1])
 		}
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+		if err := framework.Sleep(ctx, 5*time.Millisecond); err != nil {
 			return 0, err
 		}
 	}
