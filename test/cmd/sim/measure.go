@@ -101,6 +101,23 @@ func (c *apiCounter) waitQuiet(ctx context.Context, quiet, bound time.Duration) 
 	return nil
 }
 
+// quietRates is the bytes per second written by resource and verb over
+// window, while nothing is changed: the writes that go on whatever happens
+// (the sweeper's side Lease renewals).
+func (c *apiCounter) quietRates(ctx context.Context, window time.Duration) (map[string]float64, error) {
+	before, start := c.breakdown(), time.Now()
+	if err := framework.Sleep(ctx, window); err != nil {
+		return nil, err
+	}
+	rates := map[string]float64{}
+	for key, n := range c.breakdown() {
+		if d := n - before[key]; d > 0 {
+			rates[key] = float64(d) / time.Since(start).Seconds()
+		}
+	}
+	return rates, nil
+}
+
 // breakdown is the bytes written so far by resource and verb.
 func (c *apiCounter) breakdown() map[string]int64 {
 	c.mu.Lock()
