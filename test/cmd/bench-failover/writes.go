@@ -100,6 +100,7 @@ func measureTakeover(ctx context.Context, env *labenv.Env, im impl) (takeover, e
 	if err != nil {
 		return t, err
 	}
+	b1At := time.Now()
 	baseline := difference(b1, b0)
 	fmt.Printf("killing the speaker of %s, which alone announces %d Services; writes of a quiet cluster: %s\n", t.node, t.moved, describeWrites(baseline.bytes))
 
@@ -146,9 +147,10 @@ func measureTakeover(ctx context.Context, env *labenv.Env, im impl) (takeover, e
 		return t, fmt.Errorf("the API writes did not stop: %w", err)
 	}
 	t.settled = changed.Sub(start)
+	// Up to the last reading that changed; the quiet cluster's own writes
+	// over the same time are taken off.
 	during := difference(last, b1)
-	// The quiet cluster's own writes over the same time are taken off.
-	scale := time.Since(start).Seconds() / baselineWindow.Seconds()
+	scale := changed.Sub(b1At).Seconds() / baselineWindow.Seconds()
 	t.bytes, t.requests = map[string]float64{}, map[string]float64{}
 	for key := range during.bytes {
 		if b := during.bytes[key] - scale*baseline.bytes[key]; b > 0 {
