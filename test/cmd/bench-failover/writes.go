@@ -239,7 +239,7 @@ func announcers(ctx context.Context, dyn dynamic.Interface, im impl) (map[string
 // String is the figure as the report gives it.
 func (t takeover) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "API writes when a node dies (kill -9 of the speaker of %s, which alone announced %d of the memory figure's Services; every client's write requests, from the API server's `apiserver_request_body_size_bytes`, less what the cluster writes when nothing changes): **%.0f bytes per moved address** (%.0f in all). Another node announced each of them after %v; the writes stopped after %v.\n\n",
+	fmt.Fprintf(&b, "API writes when a node dies (kill -9 of the speaker of %s, which alone announced %d of the memory figure's Services; every client's write requests, from the API server's `apiserver_request_body_size_bytes`, less what the cluster writes when nothing changes): **%.0f bytes per moved address** (%.0f in all). The status objects named another node for each of them after %v; the writes stopped after %v.\n\n",
 		t.node, t.moved, t.totalBytes()/float64(t.moved), t.totalBytes(), t.took.Round(time.Second), t.settled.Round(time.Second))
 	fmt.Fprintln(&b, "| resource, verb | bytes per moved address | requests per moved address |")
 	fmt.Fprintln(&b, "|---|---:|---:|")

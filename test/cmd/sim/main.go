@@ -295,7 +295,9 @@ func run(ctx context.Context, o options) (*result, error) {
 		sent := requests[key] - requests0[key]
 		if d := n - api0[key]; d > 0 && res.killed > 0 {
 			size := d / max(sent, 1)
-			d -= int64(quiet[key] * killWall.Seconds())
+			if d -= int64(quiet[key] * killWall.Seconds()); d <= 0 {
+				continue
+			}
 			progress("API writes per kill, less the quiet ones: %s %d bytes (%d per moved address; %.1f requests of %d bytes)",
 				key, d/int64(res.killed), d/int64(max(res.moved, 1)), float64(d)/float64(size)/float64(res.killed), size)
 		}
